@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The real MNIST/CIFAR-10 files. Skips locally when LANTK_DATA_DIR is unset; in CI they
+    must be there, so the test fails instead of skipping."""
+    root = os.environ.get("LANTK_DATA_DIR")
+    if not root:
+        if os.environ.get("CI"):
+            pytest.fail("LANTK_DATA_DIR is unset in CI: the real-data tests must run there")
+        pytest.skip("LANTK_DATA_DIR is unset: set it to the folder with mnist/ and cifar-10-batches-py/")
+    path = Path(root).resolve()
+    if not path.is_dir():
+        pytest.fail(f"LANTK_DATA_DIR={root} is not a folder")
+    return path
