@@ -1,0 +1,646 @@
+"""Large kernel matrices, computed tile by tile.
+
+:func:`kernel_matrix` turns a neural-tangents-style ``kernel_fn(x1, x2=None, get=...)``
+into the full ``len(x1) x len(x2)`` NTK and/or NNGP matrix without ever asking the kernel
+for more than one tile per device at a time:
+
+* tiles of any size (the last row and column of tiles are padded by repeating the last
+  input and cropped afterwards, so every tile has one shape and compiles once);
+* ``x2=None`` computes only the upper triangle of tiles and mirrors it: the result is
+  exactly symmetric;
+* before starting, XLA's own memory analysis of the compiled tile program gives the
+  device memory it needs; a tile that does not fit is a ``ValueError`` naming a tile size
+  that does;
+* an optional on-disk cache (``cache_dir``) stores every finished tile atomically with a
+  SHA-256 checksum: an interrupted run resumes where it stopped, and a corrupt or truncated
+  tile file is recomputed, never used;
+* tiles are spread over all local accelerators with ``jax.shard_map`` over a
+  :class:`jax.sharding.Mesh`: each step computes one tile per device.
+
+Example:
+    >>> import numpy as np
+    >>> import jax.numpy as jnp
+    >>> from lantk.kernels import kernel_matrix
+    >>> def rbf(x1, x2=None, get="ntk"):
+    ...     x2 = x1 if x2 is None else x2
+    ...     return jnp.exp(-0.5 * ((x1[:, None] - x2[None]) ** 2).sum(-1))
+    >>> x = np.random.default_rng(0).normal(size=(37, 5))
+    >>> k = kernel_matrix(rbf, x, tile=8, progress=False)
+    >>> k.shape, k.dtype, bool((k == k.T).all())
+    ((37, 37), dtype('float64'), True)
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm import tqdm
+
+import lantk
+
+__all__ = ["GETS", "TILE_AXIS", "kernel_matrix"]
+
+log = logging.getLogger(__name__)
+
+GETS = ("nngp", "ntk")
+"""The kernels a ``kernel_fn`` can be asked for."""
+
+TILE_AXIS = "tiles"
+"""Name of the mesh axis the tiles of one step are spread over (one tile per device)."""
+
+MAX_AUTO_TILE = 1024
+"""Largest tile side tried when ``tile=None``."""
+
+MEMORY_FRACTION = 0.8
+"""Share of a device's free memory that ``max_tile_bytes`` defaults to."""
+
+_CACHE_FORMAT = 1
+
+
+def kernel_matrix(
+    kernel_fn: Callable[..., Any],
+    x1: Any,
+    x2: Any = None,
+    *,
+    get: str | Sequence[str] = "ntk",
+    tile: int | None = None,
+    dtype: Any = np.float64,
+    cache_dir: str | os.PathLike | None = None,
+    key: str | None = None,
+    max_tile_bytes: int | None = None,
+    devices: Sequence[jax.Device] | None = None,
+    progress: bool = True,
+):
+    """The kernel matrix ``kernel_fn(x1, x2)``, computed in tiles.
+
+    ``kernel_fn`` follows neural-tangents: ``kernel_fn(x1, x2, get=get)`` returns the
+    ``(len(x1), len(x2))`` matrix for ``get='ntk'`` or ``'nngp'``, and for a tuple of them a
+    tuple, namedtuple or dict of matrices. It must be traceable by JAX (it is jitted and run
+    under :func:`jax.shard_map`).
+
+    Every step computes one tile per device: the mesh spans ``devices`` (all local devices
+    by default), the inputs are copied once to every device and each device slices its own
+    tile out of them. On several hosts, call :func:`jax.distributed.initialize` and give
+    each process its share of the rows (``kernel_matrix(kernel_fn, x1[rows], x2, ...)``);
+    a ``cache_dir`` on a shared file system lets the processes write side by side.
+
+    Args:
+        kernel_fn: ``kernel_fn(x1, x2, get=...)``, e.g. from :mod:`lantk.stax`.
+        x1: inputs, shape ``(n1, *features)`` (NumPy or JAX array).
+        x2: inputs, shape ``(n2, *features)``, or None for ``x2 = x1``: then only the
+            upper triangle of tiles is computed and mirrored, and the result is exactly
+            symmetric.
+        get: ``'ntk'``, ``'nngp'`` or a tuple of them.
+        tile: tile side (rows and columns); any size, it need not divide ``n1`` or ``n2``.
+            None picks the largest tile up to :data:`MAX_AUTO_TILE` that fits in
+            ``max_tile_bytes``.
+        dtype: ``np.float64`` (default) or ``np.float32``: the inputs are cast to it, the
+            kernel is computed in it and the matrices are returned in it.
+        cache_dir: folder for the on-disk tile cache, or None for no cache. Tiles live in
+            a sub-folder named by a hash of (kernel, inputs, dtype, get), one ``.npz`` per
+            tile with a SHA-256 of its arrays; tiles are written atomically (temporary file
+            in the same folder, fsync, :func:`os.replace`).
+        key: string identifying the kernel for the cache (its architecture and
+            hyper-parameters). Defaults to ``kernel_fn.spec``; a cache without either is
+            an error, since a kernel cannot be recognised from its code.
+        max_tile_bytes: per-device memory one step may use. Defaults to
+            :data:`MEMORY_FRACTION` of the device's free memory (of the host's available
+            memory, shared among the devices, on CPU).
+        devices: devices to spread the tiles over (default ``jax.local_devices()``).
+        progress: show a tqdm progress bar (entries per second) and the memory estimate.
+
+    Returns:
+        A NumPy array of shape ``(n1, n2)`` and type ``dtype`` for a single ``get``; for a
+        tuple, a namedtuple of such arrays with fields named as in ``get``.
+
+    Raises:
+        ValueError: inputs that are not ``(n, *features)`` arrays, ``x1`` and ``x2`` with
+            different feature shapes, NaN or infinite inputs, an unknown ``get`` or
+            ``dtype``, ``tile < 1``, a tile that does not fit in ``max_tile_bytes`` (the
+            message names a tile that does), or a cache with no ``key``/``spec``.
+
+    Example:
+        >>> import numpy as np
+        >>> import jax.numpy as jnp
+        >>> def linear(x1, x2=None, get=("nngp", "ntk")):
+        ...     x2 = x1 if x2 is None else x2
+        ...     return {"nngp": x1 @ x2.T, "ntk": 2 * x1 @ x2.T}
+        >>> x = np.arange(6.0).reshape(3, 2)
+        >>> k = kernel_matrix(linear, x, get=("nngp", "ntk"), tile=2, progress=False)
+        >>> k.ntk
+        array([[ 2.,  6., 10.],
+               [ 6., 26., 46.],
+               [10., 46., 82.]])
+    """
+    names, single = _check_get(get)
+    dtype = _check_dtype(dtype)
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
+                             or tile < 1):
+        raise ValueError(f"tile must be a positive integer (or None to choose one), got {tile!r}")
+    tile = None if tile is None else int(tile)
+    symmetric = x2 is None
+    x1 = _check_inputs(x1, "x1", dtype)
+    x2 = x1 if symmetric else _check_inputs(x2, "x2", dtype)
+    if x1.shape[1:] != x2.shape[1:]:
+        raise ValueError(
+            f"x1 and x2 must have the same feature shape: x1 is {x1.shape} (features "
+            f"{x1.shape[1:]}), x2 is {x2.shape} (features {x2.shape[1:]})"
+        )
+    cache = None
+    if cache_dir is not None:
+        spec = key if key is not None else getattr(kernel_fn, "spec", None)
+        if spec is None:
+            raise ValueError(
+                "cache_dir needs a way to identify the kernel: pass key='...' (a string "
+                "naming the architecture and its hyper-parameters) or use a kernel_fn with "
+                "a .spec attribute (as lantk.stax kernels have)"
+            )
+        if not isinstance(spec, str):
+            raise TypeError(f"the cache key must be a string, got {type(spec).__name__}")
+        cache = _TileCache(Path(cache_dir), spec, x1, None if symmetric else x2, dtype, names)
+
+    n1, n2 = len(x1), len(x2)
+    outputs = {name: np.empty((n1, n2), dtype) for name in names}  # allocated lazily
+    if n1 and n2:
+        devices = jax.local_devices() if devices is None else list(devices)
+        budget = _default_budget(devices) if max_tile_bytes is None else max_tile_bytes
+        job = _Job(kernel_fn, get, names, x1, None if symmetric else x2, dtype, devices, budget)
+        _fill(outputs, job, tile, cache, progress)
+    if single:
+        return outputs[names[0]]
+    return collections.namedtuple("Kernels", names)(**outputs)
+
+
+# ---------------------------------------------------------------------------------------
+# validation
+
+
+def _check_get(get) -> tuple[tuple[str, ...], bool]:
+    """The requested kernel names, and whether a single matrix (not a tuple) is returned."""
+    single = isinstance(get, str)
+    names = (get,) if single else tuple(get) if isinstance(get, (tuple, list)) else None
+    if not names or len(set(names)) != len(names) or any(n not in GETS for n in names):
+        raise ValueError(
+            f"unknown get={get!r}: expected 'nngp', 'ntk' or a tuple of them "
+            "(each at most once)"
+        )
+    return names, single
+
+
+def _check_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    if dt == np.float64 and not jax.config.jax_enable_x64:
+        raise ValueError("dtype=float64 needs jax_enable_x64 (importing lantk turns it on)")
+    return dt
+
+
+def _check_inputs(x, name: str, dtype: np.dtype) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (n, *features), got shape {x.shape}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or np.iscomplexobj(x):
+        raise ValueError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        rows = np.flatnonzero(bad.reshape(len(x), -1).any(axis=1))
+        raise ValueError(
+            f"{name} contains {int(bad.sum())} NaN or infinite values "
+            f"(in {len(rows)} rows, the first being row {rows[0]})"
+        )
+    return x
+
+
+# ---------------------------------------------------------------------------------------
+# the tile program
+
+
+def _components(out, names: tuple[str, ...], single: bool) -> tuple:
+    """kernel_fn's result as a tuple of matrices in the order of ``names``."""
+    if single and not isinstance(out, (Mapping, tuple, list)):
+        return (out,)
+    if isinstance(out, Mapping):
+        return tuple(out[n] for n in names)
+    if all(hasattr(out, n) for n in names):  # namedtuple, neural-tangents' Kernel
+        return tuple(getattr(out, n) for n in names)
+    if isinstance(out, (tuple, list)) and len(out) == len(names):
+        return tuple(out)
+    raise TypeError(
+        f"kernel_fn(..., get={names[0] if single else names!r}) returned "
+        f"{type(out).__name__}; expected an array, or a tuple/namedtuple/dict of arrays"
+    )
+
+
+class _MemoryEstimate(NamedTuple):
+    """What :func:`kernel_matrix` expects to need, worked out before it starts (and logged).
+
+    Attributes:
+        tile_shape: rows and columns of one tile.
+        device_bytes: memory per device for one step: the inputs (kept on every device),
+            the working memory of one tile and the outputs of two steps in flight.
+        input_bytes: the part of ``device_bytes`` taken by the inputs.
+        budget_bytes: the per-device limit it was checked against (``max_tile_bytes``).
+        output_bytes: host memory of the returned matrices.
+        n_devices: devices the tiles are spread over.
+        from_compiler: True when ``device_bytes`` comes from XLA's memory analysis of the
+            compiled tile program, False when from the fallback rule of thumb.
+    """
+
+    tile_shape: tuple[int, int]
+    device_bytes: int
+    input_bytes: int
+    budget_bytes: int | None
+    output_bytes: int
+    n_devices: int
+    from_compiler: bool
+
+
+class _Compiled(NamedTuple):
+    run: Callable  # run(offsets, x1[, x2]) -> tuple of (n_devices, rows, cols) arrays
+    estimate: _MemoryEstimate
+
+
+class _Job:
+    """The fixed parts of one :func:`kernel_matrix` call: kernel, inputs, dtype and mesh."""
+
+    def __init__(self, kernel_fn, get, names, x1, x2, dtype, devices, budget):
+        self.kernel_fn, self.get, self.names = kernel_fn, get, names
+        self.x1, self.x2, self.symmetric = x1, x2, x2 is None
+        self.n1, self.n2 = len(x1), len(x1 if x2 is None else x2)
+        self.dtype, self.budget = dtype, budget
+        self.mesh = Mesh(np.array(devices), (TILE_AXIS,))
+        self.n_devices = len(devices)
+        self.output_bytes = self.n1 * self.n2 * dtype.itemsize * len(names)
+
+    def tile_shape(self, side: int) -> tuple[int, int]:
+        if self.symmetric:
+            return side, side
+        return min(side, self.n1), min(side, self.n2)
+
+    def padded_shapes(self, tr: int, tc: int) -> list[tuple[int, ...]]:
+        """Shapes of the inputs padded to whole tiles: the arguments after ``offsets``."""
+        feats = self.x1.shape[1:]
+        shapes = [(_ceil(self.n1, tr) * tr, *feats)]
+        return shapes if self.symmetric else shapes + [(_ceil(self.n2, tc) * tc, *feats)]
+
+    def padded(self, tr: int, tc: int) -> list[np.ndarray]:
+        return [_pad_rows(x, shape[0])
+                for x, shape in zip((self.x1, self.x2), self.padded_shapes(tr, tc))]
+
+    def compile(self, side: int) -> _Compiled:
+        """jit(shard_map(...)) for tiles of ``side``: each device slices its own tile out of
+        the inputs (kept whole on every device) and computes it."""
+        tr, tc = self.tile_shape(side)
+        names, single = self.names, isinstance(self.get, str)
+
+        def one_tile(offsets, x1, *x2):  # offsets: this device's (1, 2) tile corner
+            a = jax.lax.dynamic_slice_in_dim(x1, offsets[0, 0], tr, axis=0)
+            b = jax.lax.dynamic_slice_in_dim(x2[0] if x2 else x1, offsets[0, 1], tc, axis=0)
+            out = _components(self.kernel_fn(a, b, get=self.get), names, single)
+            for name, k in zip(names, out):
+                if jnp.shape(k) != (tr, tc):
+                    raise ValueError(
+                        f"kernel_fn returned a {name} block of shape {jnp.shape(k)} for a "
+                        f"{tr}x{tc} tile; expected ({tr}, {tc})"
+                    )
+            return tuple(jnp.asarray(k, self.dtype)[None] for k in out)
+
+        inputs = [jax.ShapeDtypeStruct(shape, self.dtype, sharding=self.replicated)
+                  for shape in self.padded_shapes(tr, tc)]
+        offsets = jax.ShapeDtypeStruct((self.n_devices, 2), np.int32, sharding=self.by_tile)
+        program = jax.jit(jax.shard_map(
+            one_tile, mesh=self.mesh, in_specs=(P(TILE_AXIS),) + (P(),) * len(inputs),
+            out_specs=P(TILE_AXIS), check_vma=False))
+        compiled = program.lower(offsets, *inputs).compile()
+
+        input_bytes = sum(math.prod(x.shape) for x in inputs) * self.dtype.itemsize
+        try:
+            mem = compiled.memory_analysis()
+            device_bytes = (mem.argument_size_in_bytes + mem.temp_size_in_bytes
+                            + 2 * mem.output_size_in_bytes - mem.alias_size_in_bytes)
+        except (NotImplementedError, RuntimeError, AttributeError):  # not every backend has it
+            device_bytes = 0
+        from_compiler = device_bytes > 0
+        if not from_compiler:
+            # rule of thumb: a few covariance-sized temporaries per pair of inputs, where a
+            # pair's covariance has one entry per spatial position (channels are summed)
+            features = self.x1.shape[1:]
+            per_pair = math.prod(features[:-1]) if len(features) > 1 else 1
+            device_bytes = input_bytes + tr * tc * self.dtype.itemsize * (
+                8 * per_pair + 2 * len(names))
+        return _Compiled(compiled, _MemoryEstimate(
+            (tr, tc), int(device_bytes), int(input_bytes), self.budget, self.output_bytes,
+            self.n_devices, from_compiler))
+
+    @property
+    def by_tile(self):
+        return NamedSharding(self.mesh, P(TILE_AXIS))
+
+    @property
+    def replicated(self):
+        return NamedSharding(self.mesh, P())
+
+    def plan(self, tile: int | None) -> _Compiled:
+        """Compile for ``tile`` (for tile=None, the largest tile that fits) and check memory.
+
+        Beyond the inputs' fixed share, device memory grows about as tile², which gives the
+        next tile to try; a few compilations settle it.
+        """
+        budget = self.budget
+        side = min(MAX_AUTO_TILE if tile is None else tile, max(self.n1, self.n2))
+        compiled = self.compile(side)
+        first = est = compiled.estimate
+        if budget is None or est.device_bytes <= budget:
+            return compiled
+        if est.input_bytes >= budget:
+            raise ValueError(
+                f"the inputs alone need {_fmt_bytes(est.input_bytes)} on every device, more "
+                f"than max_tile_bytes={_fmt_bytes(budget)}: pass fewer inputs per call (split "
+                "x1) or a larger max_tile_bytes"
+            )
+        fits = None
+        for _ in range(6):
+            ratio = (budget - est.input_bytes) / max(est.device_bytes - est.input_bytes, 1)
+            side = max(1, min(side - 1, int(side * math.sqrt(ratio) * 0.95)))
+            compiled = self.compile(side)
+            est = compiled.estimate
+            if est.device_bytes <= budget:
+                fits = compiled
+                break
+            if side == 1:
+                break
+        if tile is None and fits is not None:
+            return fits
+        hint = (f"use tile={side} or less" if fits is not None else
+                "even a 1x1 tile does not fit" if side == 1 else
+                f"try tile={side // 2} or less")
+        rows, cols = first.tile_shape
+        raise ValueError(
+            f"a {rows}x{cols} tile needs about {_fmt_bytes(first.device_bytes)} per device, "
+            f"more than max_tile_bytes={_fmt_bytes(budget)}: {hint}"
+        )
+
+    def run(self, compiled: _Compiled, corners: list, on_step: Callable) -> None:
+        """Compute the tiles at ``corners``, one per device and step; ``on_step(corners,
+        results)`` gets each step's results (numpy, padded tiles) in order."""
+        tr, tc = compiled.estimate.tile_shape
+        xs = [jax.device_put(x, self.replicated) for x in self.padded(tr, tc)]
+        d = self.n_devices
+
+        def finish(step, result):
+            on_step(step, [np.asarray(r) for r in result])
+
+        in_flight: collections.deque = collections.deque()
+        try:
+            for s in range(0, len(corners), d):
+                step = corners[s:s + d]
+                offsets = np.array(step + [step[-1]] * (d - len(step)), np.int32)
+                # dispatch is asynchronous: this step runs while the last one is copied back
+                in_flight.append((step, compiled.run(jax.device_put(offsets, self.by_tile),
+                                                     *xs)))
+                if len(in_flight) > 1:
+                    finish(*in_flight.popleft())
+            while in_flight:
+                finish(*in_flight.popleft())
+        except Exception:
+            # keep (and cache) what finished before the failure, then re-raise it
+            while in_flight:
+                try:
+                    finish(*in_flight.popleft())
+                except Exception:  # noqa: BLE001 -- the first failure is the one re-raised
+                    break
+            raise
+
+
+# ---------------------------------------------------------------------------------------
+# memory
+
+
+def _host_available_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _default_budget(devices) -> int | None:
+    """MEMORY_FRACTION of the smallest free memory among the devices."""
+    free = []
+    for dev in devices:
+        try:
+            stats = dev.memory_stats()
+        except (NotImplementedError, RuntimeError):
+            stats = None
+        if stats and "bytes_limit" in stats:
+            free.append(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+        else:  # CPU: the host's memory, shared by every CPU device
+            host = _host_available_bytes()
+            if host is None:
+                return None
+            free.append(host // sum(d.platform == "cpu" for d in devices))
+    return int(MEMORY_FRACTION * min(free))
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+# ---------------------------------------------------------------------------------------
+# the loop
+
+
+def _fill(outputs: dict, job: _Job, tile: int | None, cache, progress: bool) -> None:
+    n1, n2, names, symmetric = job.n1, job.n2, job.names, job.symmetric
+    host = _host_available_bytes()
+    if host is not None and job.output_bytes > host:
+        raise ValueError(f"the result needs {_fmt_bytes(job.output_bytes)} of host memory but "
+                         f"only {_fmt_bytes(host)} is available: split x1 or x2")
+    # with a tile given, the cache is read before compiling: a finished matrix needs no
+    # compilation at all
+    compiled = job.plan(None) if tile is None else None
+    tr, tc = compiled.estimate.tile_shape if compiled else job.tile_shape(
+        min(tile, max(n1, n2)))
+    corners = [(i, j) for i in range(0, n1, tr) for j in range(0, n2, tc)
+               if not symmetric or j >= i]
+
+    def place(i, j, blocks: dict) -> int:
+        for name, block in blocks.items():
+            out = outputs[name]
+            out[i:i + block.shape[0], j:j + block.shape[1]] = block
+            if symmetric and i != j:
+                out[j:j + block.shape[1], i:i + block.shape[0]] = block.T
+        return block.size * (2 if symmetric and i != j else 1)
+
+    done, missing = 0, []
+    for i, j in corners:
+        blocks = cache.load(i, j, min(tr, n1 - i), min(tc, n2 - j)) if cache else None
+        if blocks is None:
+            missing.append((i, j))
+        else:
+            done += place(i, j, blocks)
+    if missing and compiled is None:
+        compiled = job.plan(tile)
+
+    summary = (f"kernel_matrix: {n1}x{n2} {'/'.join(names)} in {job.dtype.name}, "
+               f"{len(corners)} tiles of {tr}x{tc} ({len(corners) - len(missing)} cached)")
+    if compiled:
+        est = compiled.estimate
+        summary += (
+            f" on {job.n_devices} {job.mesh.devices.flat[0].platform} device(s); memory per "
+            f"device ~{_fmt_bytes(est.device_bytes)}"
+            f"{'' if est.from_compiler else ' (rule of thumb)'} of "
+            f"{_fmt_bytes(est.budget_bytes) if est.budget_bytes else 'unknown'}, result "
+            f"{_fmt_bytes(est.output_bytes)}")
+    log.info(summary)
+    if progress:
+        tqdm.write(summary, file=sys.stderr)
+    if not missing:
+        return
+
+    with tqdm(total=n1 * n2, initial=done, unit=" entries", unit_scale=True,
+              disable=not progress, desc=f"kernel {'/'.join(names)}", file=sys.stderr) as bar:
+
+        def on_step(step, results):
+            for k, (i, j) in enumerate(step):
+                blocks = {name: r[k, :min(tr, n1 - i), :min(tc, n2 - j)]
+                          for name, r in zip(names, results)}
+                if symmetric and i == j:  # exactly symmetric: mirror the upper triangle
+                    blocks = {n: np.triu(b) + np.triu(b, 1).T for n, b in blocks.items()}
+                if cache:
+                    cache.save(i, j, blocks)
+                bar.update(place(i, j, blocks))
+
+        job.run(compiled, missing, on_step)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
+    """Pad to ``n`` rows by repeating the last one (a valid input, unlike zeros)."""
+    return x if len(x) == n else np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
+
+
+# ---------------------------------------------------------------------------------------
+# the cache
+
+
+class _TileCache:
+    """One folder per (kernel, inputs, dtype, get); one checksummed ``.npz`` per tile."""
+
+    def __init__(self, root: Path, spec: str, x1, x2, dtype, names):
+        h = hashlib.sha256()
+        header = {
+            "format": _CACHE_FORMAT,
+            "lantk": lantk.__version__,
+            "kernel": spec,
+            "get": sorted(names),
+            "dtype": dtype.name,
+            "x1": list(x1.shape),
+            "x2": None if x2 is None else list(x2.shape),
+        }
+        h.update(json.dumps(header, sort_keys=True).encode())
+        h.update(x1.tobytes())
+        if x2 is not None:
+            h.update(x2.tobytes())
+        self.dir = root.expanduser() / h.hexdigest()[:32]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.names, self.dtype = names, dtype
+        meta = self.dir / "meta.json"
+        if not meta.exists():
+            _atomic_write(meta, lambda f: f.write(json.dumps(header, indent=1).encode()))
+
+    def _path(self, i, j, rows, cols) -> Path:
+        return self.dir / f"r{i}-{i + rows}_c{j}-{j + cols}.npz"
+
+    @staticmethod
+    def _checksum(blocks: dict) -> str:
+        h = hashlib.sha256()
+        for name, b in sorted(blocks.items()):
+            h.update(f"{name}:{b.dtype.str}:{b.shape}".encode())
+            h.update(np.ascontiguousarray(b).tobytes())
+        return h.hexdigest()
+
+    def load(self, i, j, rows, cols) -> dict[str, np.ndarray] | None:
+        path = self._path(i, j, rows, cols)
+        if not path.exists():
+            return None
+        try:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
+                blocks = {name: f[name] for name in self.names}
+                stored = str(f["sha256"])
+            problem = next((f"{n} has shape {b.shape} and dtype {b.dtype}"
+                            for n, b in blocks.items()
+                            if b.shape != (rows, cols) or b.dtype != self.dtype), None)
+            if problem is None and stored != self._checksum(blocks):
+                problem = "checksum mismatch"
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            problem = f"unreadable: {type(e).__name__}: {e}"
+        if problem:
+            warnings.warn(f"cached tile {path} is corrupt ({problem}); recomputing it",
+                          RuntimeWarning, stacklevel=2)
+            return None
+        return blocks
+
+    def save(self, i, j, blocks: dict) -> None:
+        rows, cols = next(iter(blocks.values())).shape
+        arrays = dict(blocks, sha256=np.array(self._checksum(blocks)))
+        _atomic_write(self._path(i, j, rows, cols), lambda f: np.savez(f, **arrays))
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    """Write via a temporary file in the same folder, fsync it, then os.replace."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
