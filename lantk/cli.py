@@ -53,12 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
     fetch.set_defaults(func=_cmd_data_fetch)
 
-    try:
-        from lantk import runner
-    except ImportError:
-        runner = None
-    if runner is not None and hasattr(runner, "add_subcommands"):
-        runner.add_subcommands(sub)
+    # lantk run / lantk book (lantk.runner imports only the standard library at the top)
+    from lantk import runner
+
+    runner.add_subcommands(sub)
     return p
 
 

@@ -1,0 +1,342 @@
+"""lantk.runner: parameters, `lantk run`, the run cache and the helpers chapters call.
+
+The tests that execute notebooks use a tiny throwaway book in tmp_path (one chapter, two
+cells), so each execution costs a kernel start-up (a few seconds), not a chapter's compute.
+"""
+
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lantk import cli, runner
+
+TINY = textwrap.dedent('''\
+    ---
+    jupytext:
+      text_representation:
+        extension: .md
+        format_name: myst
+    kernelspec:
+      display_name: Python 3
+      language: python
+      name: python3
+    ---
+
+    # Tiny
+
+    ```{code-cell} ipython3
+    :tags: [parameters]
+
+    profile = "quick"
+    n = 3
+    label = "a"
+    fail = False
+    output_dir = "."
+    ```
+
+    ```{code-cell} ipython3
+    import os
+    from lantk import runner
+    if fail:
+        raise RuntimeError("boom from the tiny chapter")
+    runner.save_results("tiny", {"n": n, "label": label, "cwd": os.getcwd()}, output_dir)
+    runner.save_table("squares", ["k", "k2"], [(k, k * k) for k in range(n)], output_dir)
+    print("n squared:", n * n)
+    ```
+    ''')
+
+
+@pytest.fixture
+def book(tmp_path) -> Path:
+    """A one-chapter book: _toc.yml and book/tiny.md."""
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/tiny\n")
+    (tmp_path / "book" / "tiny.md").write_text(TINY)
+    return tmp_path
+
+
+def run_cli(*args, cwd):
+    """`lantk ...` as a user types it (a fresh process; exit code, stdout, stderr)."""
+    proc = subprocess.run([sys.executable, "-m", "lantk.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+# --------------------------------------------------------------------------- parameters
+@pytest.mark.parametrize("text, value", [
+    ("3", 3), ("0.5", 0.5), ("None", None), ("True", True), ("[3, 8]", [3, 8]),
+    ("'cat'", "cat"), ("cat", "cat"), ("1e-3", 1e-3), ("(1, 2)", (1, 2)), ("mnist", "mnist"),
+    ("a b", "a b"),
+])
+def test_parse_value_literal_else_string(text, value):
+    assert runner.parse_value(text) == value
+
+
+def test_chapter_parameters_parsed_with_ast(tmp_path):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace('fail = False\n', 'fail = False\nx: int = 4\na, b = 1, 2\n'
+                                'sizes = dict(n=3)  # not a literal\n'))
+    params = runner.chapter_parameters(src)
+    assert params == {"profile": "quick", "n": 3, "label": "a", "fail": False, "x": 4,
+                      "a": (1, 2), "b": (1, 2), "sizes": "dict(n=3)", "output_dir": "."}
+
+
+def test_chapter_without_parameters_cell_is_refused(book):
+    (book / "book" / "tiny.md").write_text(TINY.replace(":tags: [parameters]\n", ""))
+    with pytest.raises(runner.ParameterError, match="parameters"):
+        runner.run_chapter("tiny", {}, root=book, quiet=True)
+
+
+def test_parameters_cell_must_declare_profile_and_output_dir(book):
+    (book / "book" / "tiny.md").write_text(TINY.replace('output_dir = "."\n', ""))
+    with pytest.raises(runner.ParameterError, match="output_dir"):
+        runner.run_chapter("tiny", {}, root=book, quiet=True)
+
+
+def test_unknown_parameter_refused_listing_valid_ones(book, capsys):
+    rc = cli.main(["run", "tiny", "--root", str(book), "-p", "m", "3"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "unknown parameter m" in err
+    assert "valid parameters: profile, n, label, fail, output_dir" in err
+    assert not (book / "runs").exists()  # nothing was executed
+
+
+def test_output_dir_and_contradicting_profile_are_refused(book):
+    with pytest.raises(runner.ParameterError, match="--out"):
+        runner.run_chapter("tiny", {"output_dir": "/tmp"}, root=book, quiet=True)
+    with pytest.raises(runner.ParameterError, match="contradicts"):
+        runner.run_chapter("tiny", {"profile": "paper"}, "quick", root=book, quiet=True)
+    with pytest.raises(runner.ParameterError, match="profile"):
+        runner.run_chapter("tiny", {}, "huge", root=book, quiet=True)
+
+
+def test_unknown_chapter_lists_the_chapters(book):
+    with pytest.raises(FileNotFoundError, match="chapters in _toc.yml: tiny"):
+        runner.run_chapter("nope", {}, root=book, quiet=True)
+
+
+def test_list_parameters(book, capsys):
+    assert cli.main(["run", "tiny", "--root", str(book), "--list-parameters"]) == 0
+    assert "n = 3" in capsys.readouterr().out
+
+
+def test_cli_keeps_data_commands_and_adds_run_and_book():
+    parser = cli.build_parser()
+    for argv in (["data", "info"], ["data", "fetch", "mnist"], ["run", "intro"], ["book"]):
+        assert callable(parser.parse_args(argv).func)
+
+
+def test_toc_chapters_in_reading_order(tmp_path):
+    (tmp_path / "_toc.yml").write_text(textwrap.dedent("""\
+        format: jb-book
+        root: book/a
+        parts:
+          - caption: One
+            chapters:
+              - file: book/b.md
+                sections:
+                  - file: book/c
+          - caption: Two
+            chapters:
+              - file: book/d
+        """))
+    assert runner.toc_chapters(tmp_path) == ["book/a", "book/b", "book/c", "book/d"]
+    (tmp_path / "book").mkdir()
+    assert runner.find_root(tmp_path / "book") == tmp_path.resolve()
+
+
+# --------------------------------------------------------------------------- execution
+def _record(book, profile="quick"):
+    return json.loads((book / "runs" / profile / "tiny" / "run.json").read_text())
+
+
+@pytest.mark.slow
+def test_run_writes_notebook_results_and_record(book):
+    res = runner.run_chapter("tiny", {"n": 4}, root=book, progress=False, quiet=True)
+    out = book / "runs" / "quick" / "tiny"
+    assert res.status == "executed" and res.out_dir == out.resolve()
+    assert (out / "tiny.ipynb").is_file()
+    results = json.loads((out / "tiny.json").read_text())
+    assert results["results"]["n"] == 4
+    assert results["results"]["cwd"] == str(out.resolve())  # the kernel runs in output_dir
+    assert results["lantk_version"] and results["device"]["describe"]
+    rows = list(csv.reader((out / "squares.csv").open()))
+    assert rows == [["k", "k2"], ["0", "0"], ["1", "1"], ["2", "4"], ["3", "9"]]
+    rec = _record(book)
+    assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "quick"}
+    assert rec["device"] in ("CPU",) or rec["device"].startswith(("GPU", "TPU"))
+    assert rec["wall_time_s"] > 0 and rec["lantk_version"]
+    assert "tiny.json" in rec["files"] and "squares.csv" in rec["files"]
+    # the injected parameters are in the notebook, the runner's bookkeeping cell is not
+    import nbformat
+
+    nb = nbformat.read(str(out / "tiny.ipynb"), as_version=4)
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "n = 4" in injected[0].source
+    assert f'output_dir = "{out.resolve()}"' in injected[0].source
+    assert not any("lantk-kernel-info" in c.metadata.get("tags", []) for c in nb.cells)
+    assert any("n squared: 16" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
+               for o in c.outputs)
+    assert not (out / ".kernel-info.json").exists()
+
+
+@pytest.mark.slow
+def test_changed_parameter_gives_new_notebook_and_results(book):
+    out = book / "runs" / "quick" / "tiny"
+    rc, stdout, _ = run_cli("run", "tiny", "-p", "n", "2", "-p", "label", "first", cwd=book)
+    assert rc == 0 and stdout.strip() == str((out / "tiny.ipynb").resolve())
+    first = json.loads((out / "tiny.json").read_text())["results"]
+    assert first["n"] == 2 and first["label"] == "first"
+    key1 = _record(book)["key"]
+
+    rc, _, err = run_cli("run", "tiny", "-p", "n", "5", "-p", "label", "'second'", cwd=book)
+    assert rc == 0, err
+    second = json.loads((out / "tiny.json").read_text())["results"]
+    assert second["n"] == 5 and second["label"] == "second"
+    assert _record(book)["key"] != key1
+    assert "n squared: 25" in (out / "tiny.ipynb").read_text()
+    assert len(list(csv.reader((out / "squares.csv").open()))) == 6
+
+    # another profile, and --out, write elsewhere
+    kw = {"root": book, "progress": False, "quiet": True}
+    runner.run_chapter("tiny", {}, "paper", **kw)
+    assert _record(book, "paper")["parameters"] == {"profile": "paper"}
+    assert _record(book)["parameters"]["n"] == 5  # the quick run is untouched
+    runner.run_chapter("tiny", {}, out_dir=book / "elsewhere", **kw)
+    assert json.loads((book / "elsewhere" / "tiny.json").read_text())["results"]["n"] == 3
+    assert (book / "elsewhere" / "tiny.ipynb").is_file()
+
+
+@pytest.mark.slow
+def test_failing_cell_fails_the_command_with_its_error(book):
+    kw = {"root": book, "progress": False, "quiet": True}
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    rc, _, err = run_cli("run", "tiny", "-p", "fail", "True", "--no-progress", cwd=book)
+    assert rc == 1
+    assert "tiny: cell In [3] failed with RuntimeError: boom from the tiny chapter" in err
+    assert "Traceback" in err and 'raise RuntimeError("boom from the tiny chapter")' in err
+    # the failed run left no record, so the earlier (good) run is not taken as cached
+    assert not (book / "runs" / "quick" / "tiny" / "run.json").exists()
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    with pytest.raises(runner.ChapterError, match="boom"):
+        runner.run_chapter("tiny", {"fail": True}, **kw)
+
+
+@pytest.mark.slow
+def test_cache_skips_unchanged_and_reruns_on_source_or_lantk_change(book, monkeypatch):
+    kw = {"root": book, "progress": False, "quiet": True}
+    first = runner.run_chapter("tiny", {}, **kw)
+    assert first.status == "executed"
+    again = runner.run_chapter("tiny", {}, **kw)
+    assert again.status == "cached" and again.record["started"] == first.record["started"]
+    assert runner.run_chapter("tiny", {"n": 3}, **kw).status == "cached"  # = the default
+
+    # the chapter's source changed
+    src = book / "book" / "tiny.md"
+    src.write_text(src.read_text().replace('print("n squared:"', 'print("n squared is"'))
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    assert runner.run_chapter("tiny", {}, **kw).status == "cached"
+
+    # the lantk sources changed (same chapter, same parameters)
+    monkeypatch.setattr(runner, "lantk_source_hash", lambda: "0" * 64)
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    assert runner.run_chapter("tiny", {}, **kw).status == "cached"
+
+    # --force
+    assert runner.run_chapter("tiny", {}, force=True, **kw).status == "executed"
+
+
+def test_cache_key_ingredients():
+    base = runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "L")
+    assert base == runner.cache_key("s", {"profile": "quick", "n": 1}, "quick", "L")
+    assert base != runner.cache_key("t", {"n": 1, "profile": "quick"}, "quick", "L")
+    assert base != runner.cache_key("s", {"n": 2, "profile": "quick"}, "quick", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "paper", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "M")
+
+
+def test_lantk_source_hash_covers_the_package(tmp_path, monkeypatch):
+    h = runner.lantk_source_hash()
+    assert len(h) == 64 and h == runner.lantk_source_hash()
+    # a copy of the package with one changed file hashes differently
+    import shutil
+
+    pkg = Path(runner.__file__).parent
+    copy = tmp_path / "lantk"
+    shutil.copytree(pkg, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(runner, "__file__", str(copy / "runner.py"))
+    assert runner.lantk_source_hash() == h
+    (copy / "data.py").write_text((copy / "data.py").read_text() + "\n# changed\n")
+    assert runner.lantk_source_hash() != h
+
+
+# --------------------------------------------------------------------------- helpers
+def test_save_results_is_json_with_metadata(tmp_path):
+    import numpy as np
+
+    runner.save_results("r", {"acc": np.float64(0.25), "v": np.arange(3), "t": (1, 2),
+                              "nan": float("nan")}, tmp_path, config={"seed": 0})
+    rec = runner.load_results("r.json", tmp_path)
+    assert rec["results"] == {"acc": 0.25, "v": [0, 1, 2], "t": [1, 2], "nan": "nan"}
+    assert rec["config"] == {"seed": 0} and rec["name"] == "r"
+    assert rec["lantk_version"] and rec["wall_time_s"] >= 0 and rec["date"]
+    assert rec["device"]["platform"] in ("cpu", "gpu", "cuda", "rocm", "tpu")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary left behind
+    with pytest.raises(ValueError):
+        runner.save_results("../evil", {}, tmp_path)
+
+
+def test_save_table_forms(tmp_path):
+    runner.save_table("a", ["x", "y"], [(1, 2.5), (3, 4.0)], tmp_path)
+    runner.save_table("b", [{"x": 1, "y": 2.5}, {"x": 3, "y": 4.0}], output_dir=tmp_path)
+    runner.save_table("c", {"x": [1, 3], "y": [2.5, 4.0]}, output_dir=tmp_path)
+    texts = {n: (tmp_path / f"{n}.csv").read_text() for n in "abc"}
+    assert texts["a"] == texts["b"] == texts["c"] == "x,y\n1,2.5\n3,4.0\n"
+    with pytest.raises(ValueError, match="columns"):
+        runner.save_table("d", ["x", "y"], [(1,)], tmp_path)
+
+
+def test_save_figure_keeps_the_figure_open(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    assert runner.save_figure(fig, "f", tmp_path, formats=("png", "pdf")) is None
+    assert (tmp_path / "f.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "f.pdf").read_bytes()[:4] == b"%PDF"
+    assert plt.fignum_exists(fig.number)
+    plt.close(fig)
+
+
+def test_execution_rows_from_run_records(tmp_path):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/b\nchapters:\n"
+                                       "  - file: book/a\n  - file: book/execution\n")
+    runs = tmp_path / "runs" / "quick"
+    for name, dev in (("a", "GPU: NVIDIA H100 80GB HBM3"), ("b", "CPU"), ("execution", "CPU")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text(json.dumps({
+            "chapter": name, "profile": "quick", "wall_time_s": 12.345, "device": dev,
+            "lantk_version": "0.1.0", "lantk_sha256": "abcdef0123456789",
+            "started": "2026-01-02T03:04:05+00:00", "key": name, "finished": "x"}))
+    rows = runner.execution_rows(runs, exclude=["execution"])
+    assert [r["chapter"] for r in rows] == ["b", "a"]  # the order of _toc.yml
+    assert rows[1]["device"] == "GPU: NVIDIA H100 80GB HBM3"
+    assert rows[0]["wall time (s)"] == 12.3 and rows[0]["date (UTC)"] == "2026-01-02 03:04:05"
+    table = runner.execution_table(runs, exclude=["execution"])
+    assert table.splitlines()[0].startswith("| chapter | profile | wall time (s) | device")
+    assert len(table.splitlines()) == 4
+    assert runner.default_runs_dir(runs / "execution", "quick") == runs.resolve()
+    assert runner.execution_table(tmp_path / "none").startswith("*No chapter runs")
+    # the summary chapter's key follows the other chapters' records
+    d1 = runner._runs_digest(runs, exclude="execution")
+    (runs / "a" / "run.json").write_text(json.dumps({"chapter": "a", "key": "new"}))
+    assert runner._runs_digest(runs, exclude="execution") != d1
