@@ -1,0 +1,542 @@
+"""LANTK-NTH: the neural tangent hierarchy solved to second order (spec §5).
+
+At finite width ``m`` the tangent kernel moves during training. Its motion is governed by a
+hierarchy of higher-order kernels (Huang & Yau 2020, "Dynamics of deep neural networks and
+neural tangent hierarchy"):
+
+    K⁽²⁾ = K_NTK,   K⁽ʳ⁺¹⁾(x_1..x_{r+1}) = ⟨∇_θ K⁽ʳ⁾(x_1..x_r), ∇_θ f(x_{r+1})⟩,
+    d/dt K⁽ʳ⁾_t(x_1..x_r) = −(1/n) Σ_i K⁽ʳ⁺¹⁾_t(x_1..x_r, x_i) (f_t(x_i) − y_i).
+
+Freezing ``K⁽⁴⁾`` at initialisation, taking the residuals from the NTK dynamics
+(``r_t = −e^{−tH/n} y``) and averaging over the initialisation (``E K⁽³⁾_0 = 0``) gives the
+label-aware kernel of Chen, He & Su (NeurIPS 2020), "Label-aware neural tangent kernel":
+
+    E K⁽²⁾_t(a, b) = K(a, b) + ⟨E K⁽⁴⁾(a, b, ·, ·), N_t⟩,   N_t = (1/n²) ∫_0^t r_s R_sᵀ ds,
+
+with ``R_s = ∫_0^s r_u du`` and one n×n matrix ``N_t`` (:func:`N_t`) for all pairs ``(a, b)``.
+
+Contents:
+
+* :func:`higher_order_kernels` -- ``K⁽³⁾`` and ``K⁽⁴⁾`` of any network ``apply_fn(params, x)``
+  by nested automatic differentiation: the ground truth.
+* :func:`two_layer_init`, :func:`two_layer_apply`, :func:`two_layer_ntk` -- the two-layer
+  ReLU network of spec §2 (both layers trained, no bias) and its NTK in closed form.
+* :func:`two_layer_k4_contract` -- ``Σ_ij K⁽⁴⁾(a, b, i, j) N_ij`` of the two-layer network at
+  given weights for all pairs at once, without forming ``K⁽⁴⁾``.
+* :func:`N_t` and :func:`nth_kernel` -- the LANTK-NTH kernel.
+
+The two-layer ``K⁽⁴⁾`` per neuron. For ``f(x) = m^{-1/2} Σ_r a_r σ(w_rᵀx)``, ``σ = relu``,
+write ``σ_k = σ(w_rᵀx_k)``, ``e_k = σ'(w_rᵀx_k) = 1[w_rᵀx_k > 0]`` (``σ'' = 0``) and
+``g_kl = x_kᵀx_l``. Differentiating three times,
+
+    K⁽⁴⁾(x_1, x_2, x_3, x_4) = m⁻² Σ_r [ (2 e_1 e_2 g_12 σ_3 + e_1 e_3 σ_2 g_13 + e_2 e_3 σ_1 g_23) σ_4
+                                        + a_r² e_1 e_2 e_3 e_4 (2 g_12 g_34 + g_13 g_24 + g_23 g_14) ],
+
+so ``E K⁽⁴⁾ = K̄⁽⁴⁾/m`` with ``K̄⁽⁴⁾`` the expectation of one neuron's bracket. Contracted with
+``N`` over ``(x_3, x_4) = (x_i, x_j)`` each term is a product of matrices per neuron; the last
+one needs only the symmetric part, and ``N_t + N_tᵀ = R_t R_tᵀ/n²`` has rank one at every ``t``
+(``α αᵀ`` at ``t = ∞``), so the whole contraction costs ``O((n + b) · n)`` per neuron.
+
+Example:
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, X_te = rng.standard_normal((20, 5)), rng.standard_normal((4, 5))
+    >>> y = np.sign(X[:, 0])
+    >>> K_tr, K_te = nth_kernel(X, y, X_te, width=100, samples=200, seed=0)
+    >>> K_tr.shape, K_te.shape
+    ((20, 20), (4, 20))
+    >>> np.allclose(nth_kernel(X, y, X_te, width=100, t=0, samples=10)[0], two_layer_ntk(X))
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+import lantk  # noqa: F401  (turns on float64 in JAX)
+from lantk._checks import check_lengths, encode_labels
+
+__all__ = [
+    "N_t",
+    "higher_order_kernels",
+    "nth_kernel",
+    "two_layer_apply",
+    "two_layer_init",
+    "two_layer_k4_contract",
+    "two_layer_ntk",
+]
+
+_EPS = np.finfo(np.float64).eps
+_GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(16)
+_GL_NODES, _GL_WEIGHTS = (_GL_NODES + 1) / 2, _GL_WEIGHTS / 2  # Gauss-Legendre on [0, 1]
+_CHUNK_ELEMENTS = 1 << 23  # float64 elements of the largest per-chunk buffer (64 MiB)
+_MAX_CHUNK = 256           # neurons per chunk at most (progress-bar granularity)
+
+
+# ----------------------------------------------------------------------------- ground truth
+def higher_order_kernels(apply_fn, params, x, indices=None):
+    """``K⁽³⁾`` and ``K⁽⁴⁾`` of a network at given weights, by nested automatic differentiation.
+
+    ``K⁽²⁾(a, b) = ⟨∇_θ f(x_a), ∇_θ f(x_b)⟩`` and ``K⁽ʳ⁺¹⁾(x_1..x_{r+1}) = ⟨∇_θ K⁽ʳ⁾(x_1..x_r),
+    ∇_θ f(x_{r+1})⟩`` (spec §5), the derivative of ``K⁽ʳ⁾`` taken as a function of all the
+    parameters, so ``K⁽⁴⁾`` contains second derivatives of ``f``. Derivatives are JAX's
+    (``relu'' = 0``, ``relu'(0) = 0``). Cost grows like ``len(x)⁴`` forward-mode passes: for
+    small sets only.
+
+    Args:
+        apply_fn: ``apply_fn(params, x) -> outputs`` of shape ``(N,)`` or ``(N, 1)``, as in
+            neural-tangents' ``stax``.
+        params: the weights, any pytree of arrays.
+        x: inputs, leading axis ``N``.
+        indices: optional ``(I1, I2, I3, I4)``, integer index arrays into ``x``; then
+            ``K3[p, q, r] = K⁽³⁾(x[I1[p]], x[I2[q]], x[I3[r]])`` and likewise ``K4`` over all four.
+            ``None`` uses every point for every slot.
+
+    Returns:
+        ``(K3, K4)``, NumPy arrays of shapes ``(|I1|, |I2|, |I3|)`` and ``(|I1|, |I2|, |I3|, |I4|)``.
+
+    Example:
+        >>> p = two_layer_init(0, d=3, width=4)
+        >>> x = np.eye(3)
+        >>> K3, K4 = higher_order_kernels(two_layer_apply, p, x)
+        >>> K3.shape, K4.shape
+        ((3, 3, 3), (3, 3, 3, 3))
+    """
+    x = jnp.asarray(x)
+    N = x.shape[0]
+    if indices is None:
+        indices = (np.arange(N),) * 4
+    if len(indices) != 4:
+        raise ValueError("indices must be four index arrays (I1, I2, I3, I4)")
+    idx = [np.asarray(i, dtype=np.int64).reshape(-1) for i in indices]
+    for i in idx:
+        if i.size and (i.min() < 0 or i.max() >= N):
+            raise ValueError(f"indices must lie in [0, {N})")
+    flat, unravel = ravel_pytree(params)
+
+    def outputs(theta, xs):
+        out = jnp.asarray(apply_fn(unravel(theta), xs))
+        if out.size != xs.shape[0]:
+            raise ValueError(f"apply_fn must return one scalar output per example, got shape "
+                             f"{out.shape} for {xs.shape[0]} examples")
+        return out.reshape(-1)
+
+    def jac(theta, xs):  # (len(xs), n_params)
+        return jax.jacrev(outputs)(theta, xs)
+
+    x1, x2, x3, x4 = (x[i] for i in idx)
+
+    def k2(theta):
+        return jac(theta, x1) @ jac(theta, x2).T
+
+    def k3(theta):
+        along = jax.vmap(lambda v: jax.jvp(k2, (theta,), (v,))[1], out_axes=-1)
+        return along(jac(theta, x3))
+
+    @jax.jit
+    def k3_k4(theta):
+        along = jax.vmap(lambda v: jax.jvp(k3, (theta,), (v,))[1], out_axes=-1)
+        return k3(theta), along(jac(theta, x4))
+
+    K3, K4 = k3_k4(flat)
+    return np.asarray(K3), np.asarray(K4)
+
+
+# ----------------------------------------------------------------------------- two-layer network
+def two_layer_init(seed, d: int, width: int, a_dist: str = "rademacher") -> dict:
+    """Weights of the two-layer ReLU network of spec §2: ``w_r ~ N(0, I_d)``, ``E a_r² = 1``.
+
+    Args:
+        seed: an integer seed or a ``numpy.random.Generator``.
+        d: input dimension.
+        width: number of neurons ``m``.
+        a_dist: ``"rademacher"`` (``a_r = ±1``; the default, used by :func:`nth_kernel`: then
+            ``a_r² = 1`` exactly and only the ``w_r`` are random) or ``"normal"`` (``N(0, 1)``).
+
+    Returns:
+        ``{"W": (width, d), "a": (width,)}`` float64 NumPy arrays.
+    """
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((width, d))
+    if a_dist == "rademacher":
+        a = rng.choice(np.array([-1.0, 1.0]), size=width)
+    elif a_dist == "normal":
+        a = rng.standard_normal(width)
+    else:
+        raise ValueError(f"a_dist must be 'rademacher' or 'normal', got {a_dist!r}")
+    return {"W": W, "a": a}
+
+
+def two_layer_apply(params, x):
+    """``f(x) = m^{-1/2} Σ_r a_r relu(w_rᵀx)`` for the rows of ``x`` (shape ``(N, d)``)."""
+    W, a = params["W"], params["a"]
+    return jax.nn.relu(jnp.asarray(x) @ W.T) @ a / jnp.sqrt(W.shape[0])
+
+
+def two_layer_ntk(X1, X2=None) -> np.ndarray:
+    """Closed-form NTK of the two-layer ReLU network (spec §2), both layers trained.
+
+    ``K(x, x') = xᵀx' (π − θ)/(2π) + ‖x‖‖x'‖ (sin θ + (π − θ) cos θ)/(2π)``, ``θ = ∠(x, x')``,
+    evaluated as ``(2 xᵀx' (π − θ) + √(‖x‖²‖x'‖² − (xᵀx')²)) / (2π)`` with a clamped square root
+    and ``θ = arctan2``; for nearly parallel pairs (``θ ≲ 0.01``), where any formula in ``xᵀx'``
+    keeps only half the float64 digits, ``θ = 2 arctan2(‖u − v‖, ‖u + v‖)`` on the unit vectors
+    ``u, v`` (so ``K(x, x) = ‖x‖²`` to round-off). ``X2=None`` means ``X2 = X1``.
+
+    Example:
+        >>> float(two_layer_ntk(np.array([[1.0, 0.0]]))[0, 0])  # xᵀx/2 + ‖x‖²/2
+        1.0
+    """
+    X1 = np.asarray(X1, dtype=np.float64)
+    X2 = X1 if X2 is None else np.asarray(X2, dtype=np.float64)
+    sq1, sq2 = np.einsum("ij,ij->i", X1, X1), np.einsum("ij,ij->i", X2, X2)
+    dot = X1 @ X2.T
+    prod2 = sq1[:, None] * sq2[None, :]
+    cross = np.sqrt(np.maximum(prod2 - dot * dot, 0.0))
+    theta = np.arctan2(cross, dot)
+    # Near θ = 0 the kernel is not smooth in xᵀx' (θ ≈ √(2(1 − cos θ))), so the formula above
+    # keeps only half the digits there; redo those few pairs with θ = 2 arctan2(‖u − v‖, ‖u + v‖)
+    # on the unit vectors, which is exact (0 for identical points).
+    i, j = np.nonzero((cross * cross <= 1e-4 * prod2) & (dot > 0))
+    if i.size:
+        u = X1[i] / np.sqrt(sq1[i])[:, None]
+        v = X2[j] / np.sqrt(sq2[j])[:, None]
+        th = 2.0 * np.arctan2(np.linalg.norm(u - v, axis=1), np.linalg.norm(u + v, axis=1))
+        theta[i, j] = th
+        cross[i, j] = np.sqrt(prod2[i, j]) * np.sin(th)
+    return (2.0 * dot * (np.pi - theta) + cross) / (2.0 * np.pi)
+
+
+def _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma):
+    """One chunk of neurons' ``Σ_r Σ_ij k4_r(a, b, i, j) N_ij`` (unscaled), shape ``(P, n)``.
+
+    Rows ``a`` run over ``Xp`` (whose first ``n`` rows are the training set), columns ``b`` and
+    the contracted ``i, j`` over the training set. ``Gp = Xp X_trainᵀ``, ``GN = G_train ∘ N``,
+    ``N + Nᵀ = V diag(gamma) Vᵀ``. Neurons with ``w_r = 0`` contribute exactly zero.
+    """
+    n, R = V.shape
+    k = W.shape[0]
+    S = Xp @ W.T                                   # (P, k) pre-activations
+    eP = (S > 0).astype(S.dtype)                   # relu'
+    sP = jnp.maximum(S, 0.0)                       # relu
+    e, s = eP[:n], sP[:n]
+    Ns = N @ s                                     # (n, k): Σ_j N_ij σ_j
+    q = jnp.sum(s * Ns, axis=0)                    # σᵀ N σ
+    c = jnp.sum(e * (GN @ e), axis=0)              # Σ_ij e_i e_j g_ij N_ij
+    # 2 e_a e_b g_ab σ_i σ_j  and  2 a² e_a e_b e_i e_j g_ab g_ij
+    out = 2.0 * Gp * ((eP * (q + a2 * c)) @ e.T)
+    # e_a e_i σ_b g_ai σ_j  and  e_b e_i σ_a g_bi σ_j:  h_r(a) = Σ_ij g_ai e_i N_ij σ_j
+    h = Gp @ (e * Ns)                              # (P, k)
+    out = out + (eP * h) @ s.T + sP @ (e * h[:n]).T
+    # a² e_a e_b e_i e_j (g_ai g_bj + g_bi g_aj): only N + Nᵀ = V diag(γ) Vᵀ enters
+    Z = (Gp @ (e[:, :, None] * V[:, None, :]).reshape(n, k * R)).reshape(-1, k, R)
+    Z = Z * eP[:, :, None]
+    Zw = Z * (a2[:, None] * gamma[None, :])
+    return out + Zw.reshape(-1, k * R) @ Z[:n].reshape(n, k * R).T
+
+
+@jax.jit
+def _accumulate(acc, W, a2, Xp, Gp, GN, N, V, gamma):
+    return acc + _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma)
+
+
+def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False):
+    """``Σ_r Σ_ij k4_r(a, b, i, j) N_ij`` over the neurons ``(W, a)`` (no ``1/m²``).
+
+    Rows ``a`` run over ``X_train`` then ``X_pairs``: shape ``(n + P, n)``."""
+    Xp = np.concatenate([X_train, X_pairs], axis=0)
+    n = X_train.shape[0]
+    m, R = W.shape[0], V.shape[1]
+    if chunk is None:
+        chunk = _CHUNK_ELEMENTS // ((Xp.shape[0] + n) * R)
+        chunk = int(min(max(chunk, 1), _MAX_CHUNK, m))
+    chunk = max(int(chunk), 1)
+    G_train = X_train @ X_train.T
+    args = [jnp.asarray(v) for v in (Xp, Xp @ X_train.T, G_train * N, N, V, gamma)]
+    acc = jnp.zeros((Xp.shape[0], n))
+    starts = range(0, m, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="K4 contraction, neuron chunks", unit="chunk")
+    a2 = np.asarray(a, dtype=np.float64) ** 2
+    for s0 in starts:
+        Wc, a2c = W[s0:s0 + chunk], a2[s0:s0 + chunk]
+        if Wc.shape[0] < chunk:  # pad with w = 0 neurons, which contribute exactly zero
+            pad = chunk - Wc.shape[0]
+            Wc = np.concatenate([Wc, np.zeros((pad, W.shape[1]))])
+            a2c = np.concatenate([a2c, np.zeros(pad)])
+        acc = _accumulate(acc, jnp.asarray(Wc), jnp.asarray(a2c), *args)
+        if progress:  # let the bar show compute, not JAX's asynchronous dispatch
+            acc.block_until_ready()
+    return np.asarray(acc)
+
+
+def two_layer_k4_contract(params, X_pairs, X_train, N, *, chunk: int | None = None,
+                          progress: bool = False) -> np.ndarray:
+    """``C[a, b] = Σ_ij K⁽⁴⁾(x_a, x_b, x_i, x_j) N_ij`` of the two-layer ReLU network at ``params``.
+
+    ``K⁽⁴⁾`` is the width-``m`` network's own (with its ``1/m²``; see the module docstring), the
+    same as :func:`higher_order_kernels` gives for :func:`two_layer_apply`; it is never formed.
+    Work is ``O(m · (P + n) · n · (d + R))`` in chunks of neurons, ``R`` the rank of ``N + Nᵀ``
+    (``n`` for a general ``N``, found by an eigendecomposition; :func:`nth_kernel` knows the
+    rank-``C`` factor of ``N_t + N_tᵀ`` and does not need it).
+
+    Args:
+        params: ``{"W": (m, d), "a": (m,)}``.
+        X_pairs: ``(P, d)``, the first argument ``x_a`` of ``K⁽⁴⁾``.
+        X_train: ``(n, d)``, the second argument ``x_b`` and the contracted ``x_i, x_j``.
+        N: ``(n, n)``, any matrix (``N_ij`` weighs ``K⁽⁴⁾(·, ·, x_i, x_j)``).
+        chunk: neurons per step (default: bounded by memory).
+        progress: show a tqdm bar over neuron chunks.
+
+    Returns:
+        ``(P, n)`` float64 array.
+    """
+    W = np.asarray(params["W"], dtype=np.float64)
+    a = np.asarray(params["a"], dtype=np.float64)
+    X_pairs = np.asarray(X_pairs, dtype=np.float64)
+    X_train = np.asarray(X_train, dtype=np.float64)
+    N = np.asarray(N, dtype=np.float64)
+    gamma, V = np.linalg.eigh(N + N.T)
+    C = _contract(W, a, X_pairs, X_train, N, V, gamma, chunk, progress)
+    return C[X_train.shape[0]:] / W.shape[0] ** 2
+
+
+# ----------------------------------------------------------------------------- N_t
+def _phi(z):
+    """``(1 − e^{−z})/z``, ``1`` at ``z = 0``."""
+    z = np.asarray(z, dtype=np.float64)
+    safe = np.where(z == 0.0, 1.0, z)
+    return np.where(z == 0.0, 1.0, -np.expm1(-safe) / safe)
+
+
+def _nth_weights(lam, t: float, n: int) -> np.ndarray:
+    """``g_ij`` with ``N_t = P [(U Uᵀ)_ij g_ij] Pᵀ`` (spec §5), evaluated without cancellation.
+
+    ``g_ij = (1/λ_j) ((1 − e^{−τλ_i})/λ_i − (1 − e^{−τ(λ_i+λ_j)})/(λ_i + λ_j))
+           = ∫_0^τ e^{−sλ_i} (1 − e^{−sλ_j})/λ_j ds``,  ``τ = t/n``.
+    With ``x = τλ_i``, ``y = τλ_j``: for ``x ≥ 1`` use ``(φ(x) − e^{−x} φ(y)) τ² / (x + y)``;
+    for ``x < 1 ≤ y`` the formula above; for ``x, y < 1`` the integral
+    ``τ² ∫_0^1 s e^{−xs} φ(ys) ds`` by 16-point Gauss–Legendre (exact to round-off there).
+    """
+    li, lj = np.meshgrid(lam, lam, indexing="ij")
+    if math.isinf(t):
+        return 1.0 / (li * (li + lj))
+    g = np.zeros_like(li)
+    if t == 0:
+        return g
+    tau = t / n
+    x, y = tau * li, tau * lj
+    A = x >= 1.0
+    B = ~A & (y >= 1.0)
+    C = ~A & ~B
+    xa, ya, la, lb = x[A], y[A], li[A], lj[A]
+    g[A] = (-np.expm1(-xa) / la - np.exp(-xa) * tau * _phi(ya)) / (la + lb)
+    g[B] = tau * (_phi(x[B]) - _phi(x[B] + y[B])) / lj[B]
+    xc, yc = x[C][:, None], y[C][:, None]
+    s = _GL_NODES[None, :]
+    g[C] = tau * tau * ((s * np.exp(-xc * s) * _phi(yc * s)) @ _GL_WEIGHTS)
+    return g
+
+
+def _eig_train(H):
+    """Eigendecomposition of ``H``; a tiny jitter (with a warning) when it is numerically singular."""
+    lam, P = np.linalg.eigh(H)
+    n = len(lam)
+    floor = n * _EPS * max(abs(lam).max(), 1e-300)
+    if lam.min() < floor:
+        warnings.warn(f"H is numerically singular (smallest eigenvalue {lam.min():.3g}); adding a "
+                      f"jitter of {floor - lam.min():.3g} to its eigenvalues for N_t", RuntimeWarning,
+                      stacklevel=3)
+        lam = lam + (floor - lam.min())
+    return lam, P
+
+
+def _labels(y, n):
+    """Labels as an ``(n, C)`` matrix: ``±1`` as one column, classes as centred one-hot rows."""
+    lab = encode_labels(y, "y")
+    check_lengths("y", len(lab), "the training set", n)
+    return lab.Y.reshape(n, -1)
+
+
+def _time(t) -> float:
+    t = float(t)
+    if math.isnan(t) or t < 0:
+        raise ValueError(f"t must be >= 0 (np.inf for the end of training), got {t}")
+    return t
+
+
+def _N_from_eig(lam, P, Y, t):
+    U = P.T @ Y
+    return P @ ((U @ U.T) * _nth_weights(lam, t, len(lam))) @ P.T
+
+
+def _R_from_eig(lam, P, Y, t):
+    """``−R_t / n = P [(1 − e^{−tλ/n})/λ ∘ Pᵀy]`` (``α = H⁻¹y`` at ``t = ∞``): ``N_t + N_tᵀ`` is its
+    outer square."""
+    if math.isinf(t):
+        w = 1.0 / lam
+    else:
+        tau = t / len(lam)
+        w = tau * _phi(tau * lam)
+    return P @ (w[:, None] * (P.T @ Y))
+
+
+def N_t(H, y, t=np.inf) -> np.ndarray:
+    """The matrix ``N_t`` of spec §5, ``E K⁽²⁾_t(a, b) = K(a, b) + ⟨E K⁽⁴⁾(a, b, ·, ·), N_t⟩``.
+
+    ``N_t = (1/n²) ∫_0^t r_s R_sᵀ ds`` with ``r_s = −e^{−sH/n} y``, ``R_s = ∫_0^s r_u du``; in the
+    eigenbasis ``H = P Λ Pᵀ``, ``u = Pᵀy``:
+    ``N_t = P [u_i u_j / λ_j ((1 − e^{−tλ_i/n})/λ_i − (1 − e^{−t(λ_i+λ_j)/n})/(λ_i + λ_j))] Pᵀ``,
+    ``N_∞ = P [u_i u_j / (λ_i (λ_i + λ_j))] Pᵀ``. Row index ``i`` pairs with the third argument
+    of ``K⁽⁴⁾``, ``j`` with the fourth. For several classes (spec §1) they are summed.
+
+    Since ``dR_s/ds = r_s``, the symmetric part is exact and of rank one at every ``t``:
+    ``N_t + N_tᵀ = (1/n²) ∫_0^t d(R_s R_sᵀ) = R_t R_tᵀ / n²``; at ``t = ∞``, ``R_∞/n = −α`` with
+    ``α = H⁻¹y``, so the symmetric part of ``N_∞`` is ``α αᵀ/2`` (spec §5).
+
+    Args:
+        H: ``(n, n)`` kernel on the training set (symmetric positive definite).
+        y: labels ``±1`` of shape ``(n,)``; or classes (``0..C-1``, or ``(n, C)`` one-hot),
+            used as centred one-hot rows ``Y``, with ``u_i u_j`` read as ``(PᵀY YᵀP)_ij``.
+        t: training time ``≥ 0``; ``np.inf`` (default) for the end of training.
+
+    Example:
+        >>> H = np.array([[2.0, 0.5], [0.5, 1.0]]); y = np.array([1.0, -1.0])
+        >>> a = np.linalg.solve(H, y); N = N_t(H, y)
+        >>> np.allclose(N + N.T, np.outer(a, a))
+        True
+    """
+    H = np.asarray(H, dtype=np.float64)
+    if H.ndim != 2 or H.shape[0] != H.shape[1]:
+        raise ValueError(f"H must be a square matrix, got shape {H.shape}")
+    if not np.all(np.isfinite(H)):
+        raise ValueError("H contains NaN or inf")
+    Y = _labels(y, H.shape[0])
+    lam, P = _eig_train(H)
+    return _N_from_eig(lam, P, Y, _time(t))
+
+
+# ----------------------------------------------------------------------------- the kernel
+def _inputs(X, name):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim < 2:
+        raise ValueError(f"{name} must have shape (n, d) (or (n, H, W, C), flattened), got {X.shape}")
+    X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return X
+
+
+def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=None,
+               progress=False):
+    """LANTK-NTH kernel of the two-layer ReLU network (spec §2, §5).
+
+    ``K_t(a, b) = K(a, b) + ⟨E K⁽⁴⁾(a, b, ·, ·), N_t⟩`` with ``K`` the closed-form NTK
+    (:func:`two_layer_ntk`), ``N_t`` from one eigendecomposition of ``H = K(X_train, X_train)``
+    and ``E K⁽⁴⁾ = K̄⁽⁴⁾/width``, ``K̄⁽⁴⁾`` the mean over ``samples`` Monte Carlo neurons
+    (``w_r ~ N(0, I_d)``, ``a_r = ±1``; :func:`two_layer_init` with ``seed``). The contraction
+    with ``N_t`` is done neuron chunk by neuron chunk (:func:`two_layer_k4_contract`), never
+    forming ``K⁽⁴⁾``; its costliest term needs only ``N_t + N_tᵀ = R_t R_tᵀ/n²`` (rank ``C``, see
+    :func:`N_t`), so the work is ``O(samples · (n + b) · (n · (C + 1) + d))``.
+
+    Args:
+        X_train: ``(n, d)`` training inputs (images are flattened).
+        y: ``(n,)`` labels ``±1``; or classes (``0..C-1``, or an ``(n, C)`` one-hot matrix),
+            used as centred one-hot rows, the classes summed.
+        X_test: ``(b, d)`` test inputs.
+        width: the network width ``m > 0``; the correction scales as ``1/width``.
+        t: training time ``≥ 0`` (``0`` gives the NTK, ``np.inf`` the end of training).
+        samples: Monte Carlo neurons for the expectation over initialisation.
+        seed: seed of the Monte Carlo neurons.
+        chunk: neurons per step (default: bounded by memory).
+        progress: show a tqdm bar over neuron chunks.
+
+    Returns:
+        ``(K_train, K_test)``, float64 arrays of shapes ``(n, n)`` and ``(b, n)``.
+    """
+    X_train = _inputs(X_train, "X_train")
+    X_test = _inputs(X_test, "X_test")
+    n, d = X_train.shape
+    if n == 0:
+        raise ValueError("X_train is empty")
+    if X_test.shape[1] != d:
+        raise ValueError(f"X_test has {X_test.shape[1]} features, X_train {d}")
+    Y = _labels(y, n)
+    t = _time(t)
+    width = float(width)
+    if not (width > 0 and math.isfinite(width)):
+        raise ValueError(f"width must be a positive number, got {width}")
+    if int(samples) != samples or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples}")
+    samples = int(samples)
+
+    H = two_layer_ntk(X_train)
+    K_test = two_layer_ntk(X_test, X_train)
+    if t == 0:
+        return H, K_test
+    lam, P = _eig_train(H)
+    N = _N_from_eig(lam, P, Y, t)
+    V = _R_from_eig(lam, P, Y, t)  # N + Nᵀ = V Vᵀ
+    gamma = np.ones(V.shape[1])
+    params = two_layer_init(seed, d, samples)
+    C = _contract(params["W"], params["a"], X_test, X_train, N, V, gamma, chunk, progress)
+    C = C / (samples * width)  # (1/width) · (1/samples) Σ_r k4_r
+    return H + C[:n], K_test + C[n:]
+
+
+# ----------------------------------------------------------------------------- direct oracle
+def _k4_slice(W, a2, X, xa, xb):
+    """``Σ_r k4_r(xa, xb, x_i, x_j)`` over the neurons (no ``1/m²``), an ``(n, n)`` matrix."""
+    S, Sa, Sb = X @ W.T, W @ xa, W @ xb  # (n, m), (m,), (m,)
+    e, s = (S > 0).astype(float), np.maximum(S, 0)
+    ea, eb, sa, sb = (Sa > 0), (Sb > 0), np.maximum(Sa, 0), np.maximum(Sb, 0)
+    ga, gb, gab = X @ xa, X @ xb, xa @ xb
+    # B_r(i) = 2 e_a e_b g_ab σ_i + e_a e_i σ_b g_ai + e_b e_i σ_a g_bi, then Σ_r B_r(i) σ_r(j)
+    B = 2 * gab * (ea * eb) * s + e * (ea * sb) * ga[:, None] + e * (eb * sa) * gb[:, None]
+    w = a2 * ea * eb
+    geom = 2 * gab * (X @ X.T) + np.outer(ga, gb) + np.outer(gb, ga)
+    return B @ s.T + ((e * w) @ e.T) * geom
+
+
+def _direct_nth_oracle(X_train, y, X_test, *, width, t=np.inf, samples, seed=0):
+    """The direct algorithm, for tests and the benchmark: ``O(b · n · (n³ + n² · samples))``.
+
+    For every pair ``(a, b)`` it builds the ``n × n`` slice ``E K⁽⁴⁾(a, b, ·, ·)`` (same Monte
+    Carlo neurons as :func:`nth_kernel`) and contracts it in the eigenbasis of ``H``: at
+    ``t = ∞`` as ``αᵀ K⁽⁴⁾ α − yᵀ Q y``, ``Q = P[(Pᵀ K⁽⁴⁾ P Λ⁻¹)_ij / (λ_i + λ_j)]Pᵀ`` (spec §5);
+    at finite ``t`` as ``Σ_ij (Pᵀ K⁽⁴⁾ P)_ij (U Uᵀ)_ij g_ij`` with ``g`` the plain formula of
+    spec §5. Returns ``(K_train, K_test)`` like :func:`nth_kernel`.
+    """
+    X_train, X_test = _inputs(X_train, "X_train"), _inputs(X_test, "X_test")
+    n, d = X_train.shape
+    Y, t = _labels(y, n), _time(t)
+    H, K_test = two_layer_ntk(X_train), two_layer_ntk(X_test, X_train)
+    lam, P = np.linalg.eigh(H)
+    U = P.T @ Y
+    li, lj = lam[:, None], lam[None, :]
+    if not math.isinf(t):
+        tau = t / n
+        g = (-np.expm1(-tau * li) / li - (-np.expm1(-tau * (li + lj))) / (li + lj)) / lj
+    alpha = np.linalg.solve(H, Y)
+    p = two_layer_init(seed, d, samples)
+    W, a2 = p["W"], p["a"] ** 2
+    scale = 1.0 / (samples * width)
+
+    def corr(xa, xb):
+        K4 = _k4_slice(W, a2, X_train, xa, xb) * scale
+        M = P.T @ K4 @ P
+        if math.isinf(t):
+            Q = P @ ((M / lj) / (li + lj)) @ P.T
+            return np.sum(alpha * (K4 @ alpha)) - np.sum(Y * (Q @ Y))
+        return np.sum(M * (U @ U.T) * g)
+
+    K_tr = H + np.array([[corr(xa, xb) for xb in X_train] for xa in X_train])
+    K_te = K_test + np.array([[corr(xa, xb) for xb in X_train] for xa in X_test])
+    return K_tr, K_te
