@@ -39,7 +39,9 @@ __all__ = [
     "DATASETS",
     "CIFAR10_CLASSES",
     "Task",
+    "available",
     "binary_task",
+    "choose_dataset",
     "data_root",
     "fetch",
     "info",
@@ -200,6 +202,22 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None)
     if missing:
         raise _missing_error(name, split, base, missing)
     return _load_mnist(split, base) if name == "mnist" else _load_cifar10(split, base)
+
+
+def available(name: str, root: str | os.PathLike | None = None) -> bool:
+    """Whether both splits of a dataset are found under the data root (digits always are)."""
+    _check_dataset(name)
+    base = data_root(root)
+    return all(p.is_file() for s in SPLITS for p in _required_files(name, s, base))
+
+
+def choose_dataset(preferred: str, root: str | os.PathLike | None = None, fallback: str = "digits") -> str:
+    """``preferred`` when its files are found under the data root, else ``fallback``.
+
+    The experiment chapters use this so that ``make book`` works on a fresh machine (on the
+    embedded digits) and runs on real CIFAR-10 / MNIST wherever ``LANTK_DATA_DIR`` points at them.
+    """
+    return preferred if available(preferred, root) else _check_dataset(fallback)
 
 
 def info(root: str | os.PathLike | None = None) -> dict:

@@ -189,3 +189,10 @@ def test_cli_help():
     out = subprocess.run([sys.executable, "-m", "lantk.cli", "--help"], capture_output=True, text=True,
                          check=True).stdout
     assert "data" in out
+
+
+def test_choose_dataset(tmp_path, data_dir):
+    assert data.available("digits", tmp_path)
+    assert not data.available("cifar10", tmp_path)
+    assert data.choose_dataset("cifar10", tmp_path) == "digits"
+    assert data.choose_dataset("cifar10", data_dir) == "cifar10"
