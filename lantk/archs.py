@@ -1,0 +1,142 @@
+"""The architectures of the book (spec §2), each as ``(init_fn, apply_fn, kernel_fn)``.
+
+All are built from :mod:`lantk.stax` layers, so ``kernel_fn`` is the infinite-width
+NNGP/NTK of exactly the finite network that ``init_fn``/``apply_fn`` define (NTK
+parameterisation), and ``kernel_fn.spec`` describes the architecture.
+
+Defaults: hidden layers use ``W_std = sqrt(2)`` (the He/ReLU scale, so the activations keep
+their scale through depth, as in Arora et al.'s CNTK), no biases (``b_std=None``), and the
+``Dense(1)`` readout uses ``W_std = 1``. Every function takes these as arguments; the
+neural-tangents agreement holds for any values.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+
+from lantk import stax
+
+__all__ = ["cnn", "fc", "paper_cnn", "two_layer_relu", "two_layer_relu_kernel"]
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def paper_cnn(k: int = 1, *, W_std: float = _SQRT2, b_std=None, readout_W_std: float = 1.0,
+              filter_shape=(3, 3)):
+    """The CNN of the label-aware experiments: ``Conv(16)``, then three groups each
+    ``[Relu, Conv(c, stride s), Relu, Conv(c)]`` with ``(c, s) = (16k, 1), (32k, 2), (64k, 2)``,
+    then ``Flatten``, ``Dense(1)``. All convolutions are 3x3 with SAME padding.
+
+    ``k = 1`` for the kernel (the kernel does not depend on widths); the finite baseline uses
+    ``k = 4``. Its kernel is the CNTK of Arora et al. (2019) for this architecture.
+
+    Example:
+        >>> import numpy as np
+        >>> init_fn, apply_fn, kernel_fn = paper_cnn(1)
+        >>> x = np.random.default_rng(0).standard_normal((3, 32, 32, 3)).astype(np.float32)
+        >>> kernel_fn(x, None, "ntk").shape
+        (3, 3)
+    """
+    if int(k) < 1:
+        raise ValueError(f"k must be a positive integer, got {k}")
+    k = int(k)
+    fs = tuple(filter_shape)
+
+    def conv(c, s=1):
+        return stax.Conv(c, fs, strides=(s, s), padding="SAME", W_std=W_std, b_std=b_std)
+
+    layers = [conv(16)]
+    for c, s in ((16 * k, 1), (32 * k, 2), (64 * k, 2)):
+        layers += [stax.Relu(), conv(c, s), stax.Relu(), conv(c)]
+    layers += [stax.Flatten(), stax.Dense(1, W_std=readout_W_std, b_std=b_std)]
+    return stax.serial(*layers)
+
+
+def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float = _SQRT2,
+        b_std=None, readout_W_std: float = 1.0, filter_shape=(3, 3)):
+    """CNN-V (``readout='flatten'``) / CNN-GAP (``readout='gap'``): ``depth`` times
+    ``[Conv(width, 3x3, stride 1, SAME), Relu]``, then ``Flatten`` or ``GlobalAvgPool``, then
+    ``Dense(1)``.
+
+    CNN-GAP's kernel needs all pixel-pair covariances: cost grows with (pixels)^2, so use it
+    on small images (e.g. 8x8 digits).
+    """
+    if int(depth) < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth}")
+    readouts = {"flatten": stax.Flatten, "gap": stax.GlobalAvgPool}
+    if readout not in readouts:
+        raise ValueError(f"readout must be 'flatten' or 'gap', got {readout!r}")
+    layers = []
+    for _ in range(int(depth)):
+        layers += [stax.Conv(width, tuple(filter_shape), strides=(1, 1), padding="SAME",
+                             W_std=W_std, b_std=b_std), stax.Relu()]
+    layers += [readouts[readout](), stax.Dense(1, W_std=readout_W_std, b_std=b_std)]
+    return stax.serial(*layers)
+
+
+def fc(depth: int, width: int = 512, *, W_std: float = _SQRT2, b_std=None,
+       readout_W_std: float = 1.0):
+    """Fully connected ReLU network: ``Flatten``, ``depth`` times ``[Dense(width), Relu]``,
+    ``Dense(1)``. Accepts ``(N, d)`` or image inputs (flattened first)."""
+    if int(depth) < 1:
+        raise ValueError(f"depth must be a positive integer, got {depth}")
+    layers = [stax.Flatten()]
+    for _ in range(int(depth)):
+        layers += [stax.Dense(width, W_std=W_std, b_std=b_std), stax.Relu()]
+    layers += [stax.Dense(1, W_std=readout_W_std, b_std=b_std)]
+    return stax.serial(*layers)
+
+
+def two_layer_relu(width: int = 1024):
+    """The spec's two-layer ReLU network, both layers trained, no bias:
+    ``f(x) = m^{-1/2} sum_r a_r relu(w_r^T x)`` with ``w_r ~ N(0, I_d)``, ``a_r ~ N(0, 1)``,
+    ``m = width``. Parameters: ``[(W, None), (), (a, None)]`` with ``W`` of shape ``(d, m)``
+    (columns ``w_r``) and ``a`` of shape ``(m, 1)``.
+
+    ``kernel_fn`` is its infinite-width kernel: ``ntk`` equals the closed form
+    ``K(x,x') = x^T x' (pi - theta)/(2 pi) + |x||x'| (sin theta + (pi - theta) cos theta)/(2 pi)``
+    (:func:`two_layer_relu_kernel`), ``nngp`` is the second term alone. Inputs are ``(N, d)``
+    (images are flattened first).
+
+    The first layer has no ``1/sqrt(d)`` factor (neural-tangents' ``Dense`` has one: its
+    equivalent is ``Dense(width, W_std=sqrt(d))``).
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([[1.0, 0.0], [0.0, 2.0]])
+        >>> _, _, kernel_fn = two_layer_relu()
+        >>> np.round(np.asarray(kernel_fn(x, None, "ntk")), 4)  # K(x, x) = |x|^2
+        array([[1.    , 0.3183],
+               [0.3183, 4.    ]])
+    """
+    return stax.serial(stax.Flatten(), stax.DenseUnscaled(width), stax.Relu(),
+                       stax.Dense(1, W_std=1.0))
+
+
+def two_layer_relu_kernel(x1, x2=None, get: str = "ntk"):
+    """Closed form of the two-layer ReLU kernels of spec §2 (float64).
+
+    ``get='ntk'``: ``x^T x' (pi - theta)/(2 pi) + |x||x'| (sin theta + (pi - theta) cos theta)
+    /(2 pi)``; ``get='nngp'``: the second term (the output covariance at initialisation).
+    ``theta`` is the angle between ``x`` and ``x'``, computed with ``arctan2`` (stable near 0).
+    """
+    if get not in ("ntk", "nngp"):
+        raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
+    a = jnp.asarray(x1, jnp.float64)
+    a = a.reshape(a.shape[0], -1)
+    b = a if x2 is None else jnp.asarray(x2, jnp.float64).reshape(np.shape(x2)[0], -1)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"x1 and x2 have different dimensions: {a.shape[1]} vs {b.shape[1]}")
+    dot = a @ b.T
+    na = jnp.linalg.norm(a, axis=1)[:, None]
+    nb = jnp.linalg.norm(b, axis=1)[None, :]
+    prod = na * nb
+    root = jnp.sqrt(jnp.maximum(prod ** 2 - dot ** 2, 0))  # |x||x'| sin theta
+    theta = jnp.arctan2(root, dot)
+    nngp = (root + (jnp.pi - theta) * dot) / (2 * jnp.pi)
+    if get == "nngp":
+        return nngp
+    return dot * (jnp.pi - theta) / (2 * jnp.pi) + nngp

@@ -1,0 +1,255 @@
+"""A scikit-learn classifier: kernel regression with the NTK or a label-aware NTK.
+
+:class:`LANTKClassifier` fits kernel regression (spec §1) with one of
+
+* ``"ntk"`` -- the label-agnostic kernel ``K`` alone;
+* ``"kr-v1"``, ``"kr-v2"``, ``"fjlt-v1"``, ``"fjlt-v2"`` -- LANTK-HR, ``K + λZ`` with ``Z``
+  from :mod:`lantk.label_aware` and ``λ = c · mean|H| / mean|Z|`` (spec §3-§4);
+* ``"nth"`` -- LANTK-NTH, the second-order neural tangent hierarchy of the two-layer ReLU
+  network (spec §5, :func:`lantk.nth.nth_kernel`); its strength is set by ``width``
+  (the correction scales as ``1/width``), not by ``c``.
+
+Chen, He & Su (2020), "Label-Aware Neural Tangent Kernel: Toward Better Generalization and
+Local Elasticity", NeurIPS 2020.
+
+Binary problems regress ``±1`` (``classes_[1]`` is ``+1``) and ``decision_function`` has
+shape ``(n_samples,)``; multi-class problems regress centred one-hot rows (label-aware
+variants use ``T = Y Yᵀ``) and ``decision_function`` has shape ``(n_samples, n_classes)``.
+Outputs are float64 NumPy arrays.
+
+Example:
+    >>> import numpy as np
+    >>> from lantk import LANTKClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 4)); y = np.where(X[:, 0] + X[:, 1] > 0, "a", "b")
+    >>> clf = LANTKClassifier(variant="kr-v2", c=0.5).fit(X[:40], y[:40])
+    >>> clf.predict(X[40:43]).tolist(), clf.decision_function(X[40:43]).shape
+    (['b', 'a', 'a'], (3,))
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from lantk import label_aware
+from lantk._checks import Labels, encode_labels
+from lantk.regression import _check_rho, _solve_validated
+
+__all__ = ["VARIANTS", "LANTKClassifier", "two_layer_relu_ntk"]
+
+VARIANTS = ("ntk", "kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2", "nth")
+
+
+def two_layer_relu_ntk(X1, X2=None) -> np.ndarray:
+    """The closed-form NTK of the two-layer ReLU network (spec §2), float64 NumPy.
+
+    ``K(x,x') = xᵀx' (π − θ)/(2π) + ‖x‖‖x'‖ (sin θ + (π − θ) cos θ)/(2π)``; the same kernel
+    as ``lantk.archs.two_layer_relu()``'s ``kernel_fn`` (``get="ntk"``), computed in NumPy
+    with full float64 accuracy near θ = 0 (:func:`lantk.nth.two_layer_ntk`).
+    """
+    from lantk.nth import two_layer_ntk
+
+    X1 = np.asarray(X1, dtype=np.float64)
+    X1 = X1.reshape(X1.shape[0], -1)
+    if X2 is not None:
+        X2 = np.asarray(X2, dtype=np.float64)
+        X2 = X2.reshape(X2.shape[0], -1)
+    return two_layer_ntk(X1, X2)
+
+
+def _kernel_callable(arch):
+    """``arch`` as a function ``(X1, X2) -> K`` (float64 NumPy)."""
+    if arch is None:
+        return two_layer_relu_ntk
+    if isinstance(arch, (tuple, list)):
+        if len(arch) != 3 or not callable(arch[2]):
+            raise ValueError("arch must be None, a kernel_fn, or an (init_fn, apply_fn, "
+                             "kernel_fn) triple")
+        fn = arch[2]
+    elif callable(arch):
+        fn = arch
+    else:
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout lantk)
+            f"arch must be None, a kernel_fn, or an (init_fn, apply_fn, kernel_fn) triple; got "
+            f"{type(arch).__name__}")
+    try:
+        takes_get = "get" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_get = True
+
+    def kernel(X1, X2):
+        out = fn(X1, X2, get="ntk") if takes_get else fn(X1, X2)
+        out = getattr(out, "ntk", out)
+        return np.asarray(out, dtype=np.float64)
+
+    return kernel
+
+
+class LANTKClassifier(ClassifierMixin, BaseEstimator):
+    """Kernel-regression classifier with the NTK or a label-aware NTK (LANTK).
+
+    Args:
+        variant: ``"ntk"``, ``"kr-v1"``, ``"kr-v2"``, ``"fjlt-v1"``, ``"fjlt-v2"`` or
+            ``"nth"``.
+        arch: the label-agnostic kernel. ``None``: the two-layer ReLU NTK in closed form
+            (spec §2). Or a ``kernel_fn(x1, x2, get="ntk")`` / ``kernel_fn(x1, x2)``
+            callable, or an ``(init_fn, apply_fn, kernel_fn)`` triple such as
+            ``lantk.archs.paper_cnn()``. Not used by ``"nth"`` (two-layer ReLU only).
+        c: strength of the label-aware term, ``λ = c · mean|H| / mean|Z|`` (spec §3);
+            choose it by cross-validation (e.g. ``GridSearchCV``). ``Z`` is not positive
+            semi-definite, so a large ``c`` can make ``K + λZ`` indefinite and (with ``ρ = 0``)
+            nearly singular, and the interpolating fit unstable; the default 0.1 is a
+            cautious start. Ignored by ``"ntk"`` and ``"nth"``.
+        rho: ridge ``ρ >= 0`` of the kernel regression (0 = the paper's setting; a
+            numerically singular kernel gets a jitter with a warning).
+        solver, eps: FJLT variants: ``"exact"`` (streamed normal equations) or ``"fjlt"``
+            (sketch-and-solve with accuracy ``eps``).
+        width, t, samples: ``"nth"``: network width (the correction scales as ``1/width``),
+            training time (``np.inf`` = end of training), Monte Carlo neurons.
+        seed: seed of the FJLT sketch and of the NTH Monte Carlo neurons.
+        input_shape: reshape each row of ``X`` to this shape before calling ``arch`` (e.g.
+            ``(8, 8, 1)`` for a CNN kernel on flattened 8×8 images); ``None`` keeps rows.
+
+    Attributes:
+        classes_: the class labels; ``n_features_in_``: the number of features.
+        lambda_: the ``λ`` used (0 for ``"ntk"`` and ``"nth"``).
+        dual_coef_: ``(K_LA + ρI)⁻¹ y``, ``(n,)`` binary or ``(n, C)`` multi-class.
+
+    Example:
+        >>> import numpy as np
+        >>> from sklearn.model_selection import GridSearchCV
+        >>> rng = np.random.default_rng(1)
+        >>> X = rng.normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)
+        >>> gs = GridSearchCV(LANTKClassifier(variant="kr-v1"), {"c": [0.1, 1.0]}, cv=3)
+        >>> gs.fit(X, y).best_params_["c"] in (0.1, 1.0)
+        True
+    """
+
+    def __init__(self, variant="kr-v1", arch=None, c=0.1, rho=0.0, solver="exact", eps=0.1,
+                 width=1024, t=np.inf, samples=1000, seed=0, input_shape=None):
+        self.variant = variant
+        self.arch = arch
+        self.c = c
+        self.rho = rho
+        self.solver = solver
+        self.eps = eps
+        self.width = width
+        self.t = t
+        self.samples = samples
+        self.seed = seed
+        self.input_shape = input_shape
+
+    # ------------------------------------------------------------------ helpers
+    def _check_params(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; expected one of "
+                             f"{', '.join(VARIANTS)}")
+        try:
+            c = float(self.c)
+        except (TypeError, ValueError):
+            raise ValueError(f"c must be a real number, got {self.c!r}") from None
+        if not np.isfinite(c):
+            raise ValueError(f"c must be finite, got {self.c!r}")
+        if self.variant == "nth" and self.arch is not None:
+            raise ValueError("variant 'nth' is the two-layer ReLU hierarchy: arch must be None")
+        return c, _check_rho(self.rho)
+
+    def _inputs(self, X):
+        if self.input_shape is None:
+            return X
+        shape = tuple(int(s) for s in self.input_shape)
+        if int(np.prod(shape)) != X.shape[1]:
+            raise ValueError(f"input_shape {shape} does not match {X.shape[1]} features")
+        return X.reshape((X.shape[0],) + shape)
+
+    def _kernel(self, X1, X2):
+        K = _kernel_callable(self.arch)(self._inputs(X1), self._inputs(X2))
+        if K.shape != (X1.shape[0], X2.shape[0]):
+            raise ValueError(f"the kernel returned shape {K.shape}, expected "
+                             f"{(X1.shape[0], X2.shape[0])}")
+        if not np.all(np.isfinite(K)):
+            raise ValueError("the kernel returned NaN or inf values")
+        return K
+
+    def _labels(self, idx: np.ndarray) -> Labels:
+        if len(self.classes_) == 2:
+            return encode_labels(np.where(idx == 1, 1.0, -1.0), "y")
+        return encode_labels(idx, "y", n_classes=len(self.classes_), multiclass=True)
+
+    def _nth(self, X_test):
+        from lantk.nth import nth_kernel
+
+        return nth_kernel(self.X_fit_, self._lab.Y, X_test, width=self.width, t=self.t,
+                          samples=self.samples, seed=self.seed)
+
+    # ------------------------------------------------------------------ API
+    def fit(self, X, y):
+        """Fit on ``X`` ``(n_samples, n_features)`` and class labels ``y``; returns ``self``."""
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        c, rho = self._check_params()
+        self.classes_, idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"LANTKClassifier needs samples of at least two classes; got one "
+                             f"class ({self.classes_[0]!r})")
+        self._lab = self._labels(idx)
+        self.X_fit_ = X
+        v = self.variant
+        self.lambda_ = 0.0
+        self._kr = self._fjlt = None
+        if v == "nth":
+            K, _ = self._nth(X[:1])
+            K = 0.5 * (K + K.T)
+        else:
+            H = self._kernel(X, X)
+            H = 0.5 * (H + H.T)
+            K = H
+            if v != "ntk":
+                Z = self._fit_Z(H, X, rho)
+                self.lambda_ = 0.0 if c == 0 else label_aware.scale_lambda(H, Z, c)
+                K = H + self.lambda_ * Z
+        self.dual_coef_ = _solve_validated(K, self._lab.Y, rho, name="the kernel matrix",
+                                           stacklevel=3)
+        return self
+
+    def _fit_Z(self, H, X, rho):
+        kind, ver = self.variant.split("-")
+        if kind == "kr":
+            self._kr = label_aware._kr_coefficients(H, self._lab, ver, rho)
+            Z = np.empty_like(H)
+            label_aware._nw_ratio(H, *self._kr, Z)
+            return Z
+        Z, _, self._fjlt = label_aware.fjlt_estimate(
+            X, self._lab.Y, None, H, None, variant=ver, solver=self.solver, eps=self.eps,
+            seed=self.seed, return_fit=True)
+        return Z
+
+    def decision_function(self, X):
+        """Kernel-regression outputs: ``(n_samples,)`` (binary; positive means
+        ``classes_[1]``) or ``(n_samples, n_classes)``, float64."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        if self.variant == "nth":
+            _, K = self._nth(X)
+        else:
+            K = self._kernel(X, self.X_fit_)
+            if self.lambda_ != 0.0:
+                if self._kr is not None:
+                    Z = np.empty_like(K)
+                    label_aware._nw_ratio(K, *self._kr, Z)
+                else:
+                    Z = self._fjlt.predict_pairs(X, K)
+                K = K + self.lambda_ * Z
+        return np.asarray(K @ self.dual_coef_, dtype=np.float64)
+
+    def predict(self, X):
+        """Predicted class labels: ``sign`` of the decision (binary) or its ``argmax``."""
+        f = self.decision_function(X)
+        if f.ndim == 1:
+            return self.classes_[(f > 0).astype(int)]
+        return self.classes_[np.argmax(f, axis=1)]

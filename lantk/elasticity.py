@@ -1,0 +1,282 @@
+"""Local elasticity of a kernel (spec §6).
+
+A kernel is *locally elastic* when it is large for pairs of the same class and small for
+pairs of different classes (He & Su 2020, "The Local Elasticity of Neural Networks"; Chen,
+He & Su 2020, Section 5). Measured here on the normalised kernel
+``K̃(x, x') = K(x, x') / √(K(x, x) K(x', x'))`` by the relative ratio
+
+    ``R = mean_same K̃ / (mean_same K̃ + mean_diff K̃)``
+
+over pairs of the same vs different classes: train–train pairs (the diagonal ``i = j``
+excluded), or test–train pairs (then the self-kernels ``K(x*, x*)`` must be given). Higher is
+more locally elastic; 1/2 means no preference.
+
+The label-system experiment (spec §6): fine classes (e.g. CIFAR-10 cat, dog, automobile,
+truck) are given binary labels in two ways, system A ({cat, dog} vs {automobile, truck}) and
+system B ({cat, automobile} vs {dog, truck}). :func:`compare_label_systems` builds each
+kernel under both labelings (a *kernel factory* ``(X, y) -> K`` may use the labels) and
+reports the mean ``K̃`` of every pair of fine classes under A and under B. A label-agnostic
+kernel (the NTK) gives identical tables; a label-aware kernel does not.
+
+Example:
+    >>> import numpy as np
+    >>> K = np.array([[1.0, 0.9, 0.1], [0.9, 1.0, 0.2], [0.1, 0.2, 1.0]])
+    >>> round(relative_ratio(K, np.array([0, 0, 1])), 4)      # 0.9 / (0.9 + 0.15)
+    0.8571
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from lantk._checks import as_float_array, check_lengths, check_square_symmetric
+
+__all__ = [
+    "LabelSystemComparison",
+    "class_pair_similarity",
+    "compare_label_systems",
+    "normalize_kernel",
+    "relative_ratio",
+    "same_diff_means",
+]
+
+
+def _positive_diag(d: np.ndarray, name: str) -> np.ndarray:
+    if np.any(d <= 0):
+        raise ValueError(f"{name} must be positive (K(x, x) > 0) to normalise the kernel; "
+                         f"got min {d.min():.3g}")
+    return d
+
+
+def normalize_kernel(K, diag_rows=None, diag_cols=None) -> np.ndarray:
+    """``K̃ = K / √(K(x, x) K(x', x'))``.
+
+    Args:
+        K: ``(n, n)`` train–train kernel (its own diagonal is used), or ``(b, n)`` with both
+            ``diag_rows`` (``K(x*, x*)``, ``(b,)``) and ``diag_cols`` (``K(x, x)``, ``(n,)``).
+
+    Raises:
+        ValueError: NaN/inf, shape mismatch, or a non-positive self-kernel.
+
+    Example:
+        >>> import numpy as np
+        >>> normalize_kernel(np.array([[4.0, 2.0], [2.0, 1.0]])).tolist()
+        [[1.0, 1.0], [1.0, 1.0]]
+    """
+    K = as_float_array(K, "K", ndim=2)
+    if diag_rows is None and diag_cols is None:
+        if K.shape[0] != K.shape[1]:
+            raise ValueError(f"K has shape {K.shape}: a non-square (test–train) kernel needs "
+                             f"diag_rows and diag_cols")
+        d = _positive_diag(np.diag(K).copy(), "the diagonal of K")
+        dr = dc = d
+    else:
+        if diag_rows is None or diag_cols is None:
+            raise ValueError("give both diag_rows and diag_cols, or neither")
+        dr = _positive_diag(as_float_array(diag_rows, "diag_rows", ndim=1), "diag_rows")
+        dc = _positive_diag(as_float_array(diag_cols, "diag_cols", ndim=1), "diag_cols")
+        check_lengths("K", K.shape[0], "diag_rows", len(dr))
+        if K.shape[1] != len(dc):
+            raise ValueError(f"length mismatch: K has {K.shape[1]} columns but diag_cols has "
+                             f"{len(dc)}")
+    return K / np.sqrt(dr)[:, None] / np.sqrt(dc)[None, :]
+
+
+def _class_labels(y, name: str) -> np.ndarray:
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-d vector of class labels, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty")
+    if arr.dtype.kind in "fc":
+        as_float_array(arr, name)  # NaN/inf check
+    return arr
+
+
+def same_diff_means(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None):
+    """``(mean_same K̃, mean_diff K̃)`` over same-class and different-class pairs.
+
+    Train–train: ``K`` square, ``y_cols=None``; the diagonal pairs ``i = j`` are excluded;
+    ``K̃`` uses ``K``'s own diagonal unless ``diag_rows`` and ``diag_cols`` are given (e.g. to
+    normalise a label-aware kernel by the NTK's diagonal).
+    Test–train: ``K`` is ``(b, n)``, ``y_rows`` the test labels, ``y_cols`` the training
+    labels, and the self-kernels ``diag_rows`` (``K(x*, x*)``) and ``diag_cols`` are required.
+    Labels may be any class values (``±1``, integers, strings).
+    """
+    yr = _class_labels(y_rows, "y_rows" if y_cols is not None else "y")
+    if y_cols is None:
+        Kf = as_float_array(K, "K", ndim=2)
+        Kf = check_square_symmetric(Kf, "K")
+        check_lengths("K", Kf.shape[0], "y", len(yr))
+        Kn = normalize_kernel(Kf, diag_rows, diag_cols)
+        same = yr[:, None] == yr[None, :]
+        off = ~np.eye(len(yr), dtype=bool)
+        s_mask, d_mask = same & off, ~same
+    else:
+        if diag_rows is None or diag_cols is None:
+            raise ValueError("a test–train kernel needs diag_rows (K(x*, x*)) and diag_cols "
+                             "(K(x, x)) to be normalised")
+        yc = _class_labels(y_cols, "y_cols")
+        Kn = normalize_kernel(K, diag_rows, diag_cols)
+        check_lengths("K", Kn.shape[0], "y_rows", len(yr))
+        if Kn.shape[1] != len(yc):
+            raise ValueError(f"length mismatch: K has {Kn.shape[1]} columns but y_cols has "
+                             f"{len(yc)}")
+        s_mask = yr[:, None] == yc[None, :]
+        d_mask = ~s_mask
+    if not s_mask.any():
+        raise ValueError("no pair of the same class: the relative ratio needs both kinds")
+    if not d_mask.any():
+        raise ValueError("a single class: no pair of different classes (the relative ratio "
+                         "needs two classes)")
+    return float(Kn[s_mask].mean()), float(Kn[d_mask].mean())
+
+
+def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None) -> float:
+    """The relative ratio ``R = mean_same K̃ / (mean_same K̃ + mean_diff K̃)`` (spec §6).
+
+    See :func:`same_diff_means` for the arguments (train–train, or test–train with the
+    self-kernels).
+
+    Example:
+        >>> import numpy as np
+        >>> Kt = np.array([[2.0, 0.0], [0.5, 1.0]])   # 2 test vs 2 training points
+        >>> # K̃ = [[1, 0], [0.5, 1]]: same-class mean 1, different-class mean 0.25
+        >>> relative_ratio(Kt, [0, 1], [0, 1], diag_rows=[4.0, 1.0], diag_cols=[1.0, 1.0])
+        0.8
+    """
+    s, d = same_diff_means(K, y_rows, y_cols, diag_rows=diag_rows, diag_cols=diag_cols)
+    if s + d == 0:
+        raise ValueError("mean_same K̃ + mean_diff K̃ = 0: the ratio is undefined")
+    return s / (s + d)
+
+
+def class_pair_similarity(K, classes):
+    """Mean ``K̃`` over pairs drawn from each pair of (fine) classes, a ``C × C`` table.
+
+    The diagonal pairs ``i = j`` are excluded. Returns ``(class_values, table)`` with the
+    classes sorted.
+
+    Example:
+        >>> import numpy as np
+        >>> K = np.array([[1.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 1.0]])
+        >>> cls, S = class_pair_similarity(K, ["a", "a", "b"])
+        >>> cls.tolist(), S.round(2).tolist()
+        (['a', 'b'], [[0.5, 0.1], [0.1, nan]])
+    """
+    K = check_square_symmetric(as_float_array(K, "K", ndim=2), "K")
+    c = _class_labels(classes, "classes")
+    check_lengths("K", K.shape[0], "classes", len(c))
+    Kn = normalize_kernel(K)
+    vals, idx = np.unique(c, return_inverse=True)
+    C = len(vals)
+    off = ~np.eye(len(c), dtype=bool)
+    table = np.full((C, C), np.nan)
+    for a in range(C):
+        for b in range(C):
+            m = (idx[:, None] == a) & (idx[None, :] == b) & off
+            if m.any():
+                table[a, b] = Kn[m].mean()
+    return vals, table
+
+
+@dataclass
+class LabelSystemComparison:
+    """Class-pair similarities of one kernel under label systems A and B.
+
+    Attributes:
+        classes: the fine classes (sorted).
+        sim_a, sim_b: ``C × C`` mean ``K̃`` tables under A and B.
+        labels_a, labels_b: the binary label of each fine class under A and B.
+    """
+
+    classes: np.ndarray
+    sim_a: np.ndarray
+    sim_b: np.ndarray
+    labels_a: dict
+    labels_b: dict
+
+    def rows(self):
+        """``[(class_i, class_j, sim_A, sim_B), ...]`` for ``i <= j``."""
+        out = []
+        for a in range(len(self.classes)):
+            for b in range(a, len(self.classes)):
+                out.append((self.classes[a], self.classes[b], float(self.sim_a[a, b]),
+                            float(self.sim_b[a, b])))
+        return out
+
+    def max_change(self) -> float:
+        """``max |sim_A − sim_B|`` over class pairs (0 for a label-agnostic kernel)."""
+        return float(np.nanmax(np.abs(self.sim_a - self.sim_b)))
+
+    def __str__(self) -> str:
+        lines = [f"{'pair':>24s} {'A':>8s} {'B':>8s}"]
+        for ci, cj, a, b in self.rows():
+            lines.append(f"{str(ci) + ' / ' + str(cj):>24s} {a:8.4f} {b:8.4f}")
+        return "\n".join(lines)
+
+
+def _binary_map(system, fine: np.ndarray, name: str) -> tuple[np.ndarray, dict]:
+    vals = np.unique(fine)
+    if callable(system) and not isinstance(system, Mapping):
+        mapping = {v: system(v) for v in vals}
+    else:
+        missing = [v for v in vals if v not in system]
+        if missing:
+            raise ValueError(f"{name} gives no label for class(es) {missing}")
+        mapping = {v: system[v] for v in vals}
+    labels = {float(v) for v in mapping.values()}
+    if not labels <= {-1.0, 1.0} or len(labels) != 2:
+        raise ValueError(f"{name} must map the fine classes onto both binary labels -1 and +1, "
+                         f"got {sorted(labels)}")
+    return np.array([float(mapping[v]) for v in fine]), mapping
+
+
+def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b):
+    """Similarity of every pair of fine classes under label systems A and B (spec §6).
+
+    Args:
+        kernel_factory: ``(X, y) -> K`` (``n × n``) building a kernel from the inputs and the
+            binary labels ``y`` of the current system; a label-agnostic kernel ignores ``y``.
+            A mapping ``{name: factory}`` compares several kernels at once.
+        X: the inputs, passed to the factory unchanged.
+        fine_labels: ``(n,)`` fine class of each input (e.g. CIFAR-10 class indices).
+        system_a, system_b: mapping (or callable) from fine class to ``±1``.
+
+    Returns:
+        A :class:`LabelSystemComparison`, or ``{name: LabelSystemComparison}`` for a mapping.
+
+    Example:
+        >>> import numpy as np
+        >>> from lantk.label_aware import lantk_kernel, oracle_Z
+        >>> X = np.random.default_rng(0).normal(size=(12, 3))
+        >>> fine = np.repeat([3, 5, 1, 9], 3)             # cat, dog, automobile, truck
+        >>> A = {3: 1, 5: 1, 1: -1, 9: -1}; B = {3: 1, 1: 1, 5: -1, 9: -1}
+        >>> rbf = lambda X, y: np.exp(-((X[:, None] - X[None]) ** 2).sum(-1))
+        >>> la = lambda X, y: lantk_kernel(rbf(X, y), oracle_Z(y, y), 0.5)
+        >>> out = compare_label_systems({"rbf": rbf, "label-aware": la}, X, fine, A, B)
+        >>> out["rbf"].max_change() == 0.0, out["label-aware"].max_change() > 0.0
+        (True, True)
+    """
+    if isinstance(kernel_factory, Mapping):
+        return {name: compare_label_systems(f, X, fine_labels, system_a, system_b)
+                for name, f in kernel_factory.items()}
+    if not callable(kernel_factory):
+        raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout lantk)
+            "kernel_factory must be a callable (X, y) -> K or a mapping of them")
+    fine = _class_labels(fine_labels, "fine_labels")
+    ya, map_a = _binary_map(system_a, fine, "system_a")
+    yb, map_b = _binary_map(system_b, fine, "system_b")
+    n = len(fine)
+    out = {}
+    for key, y in (("a", ya), ("b", yb)):
+        K = np.asarray(kernel_factory(X, y), dtype=np.float64)
+        if K.shape != (n, n):
+            raise ValueError(f"kernel_factory returned shape {K.shape}, expected {(n, n)}")
+        out[key] = class_pair_similarity(K, fine)
+    classes = out["a"][0]
+    return LabelSystemComparison(classes=classes, sim_a=out["a"][1], sim_b=out["b"][1],
+                                 labels_a=map_a, labels_b=map_b)

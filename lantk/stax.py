@@ -1,0 +1,73 @@
+"""Infinite-width NNGP/NTK kernels with neural-tangents' ``stax`` interface.
+
+Each layer returns ``(init_fn, apply_fn, kernel_fn)`` with neural-tangents 0.6.5 semantics
+(NTK parameterisation, ``channel_axis=-1``, images ``(N, H, W, C)``, filters ``HWIO``):
+
+* ``init_fn(key, input_shape) -> (output_shape, params)``;
+* ``apply_fn(params, x)`` — the finite network;
+* ``kernel_fn(x1, x2=None, get=None)`` — the infinite-width kernels. ``get`` is a string
+  (that array), a tuple of strings among ``'nngp', 'ntk', 'cov1', 'cov2'`` (a namedtuple), or
+  ``None`` (a namedtuple with ``nngp`` and ``ntk``). ``get='nngp'`` does not compute the NTK.
+  The computation runs in the inputs' floating dtype (float32 in, float32 out; integers are
+  promoted to the default float, float64 under lantk's x64 mode).
+
+``kernel_fn.spec`` is a stable string describing the architecture and every hyper-parameter
+(a Python expression in these layer names), suitable as a cache key.
+
+Which covariances are propagated is decided by the whole network, as in neural-tangents: with
+a ``Flatten`` readout only same-pixel covariances are kept (cost linear in the number of
+pixels; a convolution is a box sum over its filter window); ``GlobalAvgPool`` needs all
+pixel pairs.
+
+Example:
+    >>> import numpy as np
+    >>> from lantk import stax
+    >>> init_fn, apply_fn, kernel_fn = stax.serial(
+    ...     stax.Conv(16, (3, 3), padding="SAME"), stax.Relu(), stax.Flatten(), stax.Dense(1))
+    >>> x = np.random.default_rng(0).standard_normal((4, 8, 8, 3))
+    >>> kernel_fn(x, None, "ntk").shape
+    (4, 4)
+    >>> kernel_fn.spec
+    "serial(Conv(16, (3, 3), strides=(1, 1), padding='SAME', W_std=1.0, b_std=None), Relu(), Flatten(), Dense(1, W_std=1.0, b_std=None))"
+
+References: Jacot, Gabriel & Hongler (2018), the NTK; Cho & Saul (2009), arc-cosine kernels
+(the ReLU maps); Arora et al. (2019), the convolutional NTK; Novak et al. (2020), neural-
+tangents, whose interface and semantics this module follows.
+
+``DenseUnscaled`` (no ``1/sqrt(fan_in)``; the first layer of the book's two-layer network) is a
+lantk addition. Differences from neural-tangents: only ``batch_axis=0``, ``channel_axis=-1`` and
+``parameterization='ntk'``; no masking; float32 inputs are computed in float32 (neural-
+tangents upcasts to float64 when x64 is on).
+"""
+
+from lantk._stax import (
+    ABRelu,
+    Abs,
+    Conv,
+    Dense,
+    DenseUnscaled,
+    Erf,
+    Flatten,
+    GlobalAvgPool,
+    Identity,
+    KernelFn,
+    LeakyRelu,
+    Relu,
+    serial,
+)
+
+__all__ = [
+    "ABRelu",
+    "Abs",
+    "Conv",
+    "Dense",
+    "DenseUnscaled",
+    "Erf",
+    "Flatten",
+    "GlobalAvgPool",
+    "Identity",
+    "KernelFn",
+    "LeakyRelu",
+    "Relu",
+    "serial",
+]
