@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-import jax.numpy as jnp
 import numpy as np
 
 from lantk import stax
@@ -116,27 +115,44 @@ def two_layer_relu(width: int = 1024):
                        stax.Dense(1, W_std=1.0))
 
 
-def two_layer_relu_kernel(x1, x2=None, get: str = "ntk"):
-    """Closed form of the two-layer ReLU kernels of spec §2 (float64).
+def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
+    """Closed form of the two-layer ReLU kernels of spec §2 (float64 NumPy); the one
+    implementation that :func:`lantk.nth.two_layer_ntk` and the classifier's default kernel use.
 
     ``get='ntk'``: ``x^T x' (pi - theta)/(2 pi) + |x||x'| (sin theta + (pi - theta) cos theta)
     /(2 pi)``; ``get='nngp'``: the second term (the output covariance at initialisation).
-    ``theta`` is the angle between ``x`` and ``x'``, computed with ``arctan2`` (stable near 0).
+    ``theta = arctan2(|x||x'| sin theta, x^T x')``; for nearly parallel pairs (theta below about
+    0.01), where any formula in ``x^T x'`` keeps only half the float64 digits,
+    ``theta = 2 arctan2(|u - v|, |u + v|)`` on the unit vectors ``u, v``, so that
+    ``K(x, x) = |x|^2`` to round-off. Inputs are ``(N, ...)`` and are flattened;
+    ``x2=None`` means ``x2 = x1``.
+
+    Example:
+        >>> float(two_layer_relu_kernel(np.array([[1.0, 0.0]]))[0, 0])  # x^T x / 2 + |x|^2 / 2
+        1.0
     """
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
-    a = jnp.asarray(x1, jnp.float64)
+    a = np.asarray(x1, np.float64)
     a = a.reshape(a.shape[0], -1)
-    b = a if x2 is None else jnp.asarray(x2, jnp.float64).reshape(np.shape(x2)[0], -1)
+    b = a if x2 is None else np.asarray(x2, np.float64).reshape(np.shape(x2)[0], -1)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x1 and x2 have different dimensions: {a.shape[1]} vs {b.shape[1]}")
+    sq1, sq2 = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
     dot = a @ b.T
-    na = jnp.linalg.norm(a, axis=1)[:, None]
-    nb = jnp.linalg.norm(b, axis=1)[None, :]
-    prod = na * nb
-    root = jnp.sqrt(jnp.maximum(prod ** 2 - dot ** 2, 0))  # |x||x'| sin theta
-    theta = jnp.arctan2(root, dot)
-    nngp = (root + (jnp.pi - theta) * dot) / (2 * jnp.pi)
+    prod2 = sq1[:, None] * sq2[None, :]
+    cross = np.sqrt(np.maximum(prod2 - dot * dot, 0.0))       # |x||x'| sin theta
+    theta = np.arctan2(cross, dot)
+    # near theta = 0 the kernel is not smooth in x^T x' (theta ~ sqrt(2 (1 - cos theta))), so
+    # redo those few pairs with an angle formula that is exact for identical points
+    i, j = np.nonzero((cross * cross <= 1e-4 * prod2) & (dot > 0))
+    if i.size:
+        u = a[i] / np.sqrt(sq1[i])[:, None]
+        v = b[j] / np.sqrt(sq2[j])[:, None]
+        th = 2.0 * np.arctan2(np.linalg.norm(u - v, axis=1), np.linalg.norm(u + v, axis=1))
+        theta[i, j] = th
+        cross[i, j] = np.sqrt(prod2[i, j]) * np.sin(th)
+    nngp = (cross + (np.pi - theta) * dot) / (2.0 * np.pi)
     if get == "nngp":
         return nngp
-    return dot * (jnp.pi - theta) / (2 * jnp.pi) + nngp
+    return dot * (np.pi - theta) / (2.0 * np.pi) + nngp

@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lantk import label_aware
 from lantk._checks import Labels, encode_labels
+from lantk.archs import two_layer_relu_kernel
 from lantk.regression import _check_rho, _solve_validated
 
 __all__ = ["VARIANTS", "LANTKClassifier", "two_layer_relu_ntk"]
@@ -46,20 +47,10 @@ VARIANTS = ("ntk", "kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2", "nth")
 
 
 def two_layer_relu_ntk(X1, X2=None) -> np.ndarray:
-    """The closed-form NTK of the two-layer ReLU network (spec §2), float64 NumPy.
-
-    ``K(x,x') = xᵀx' (π − θ)/(2π) + ‖x‖‖x'‖ (sin θ + (π − θ) cos θ)/(2π)``; the same kernel
-    as ``lantk.archs.two_layer_relu()``'s ``kernel_fn`` (``get="ntk"``), computed in NumPy
-    with full float64 accuracy near θ = 0 (:func:`lantk.nth.two_layer_ntk`).
-    """
-    from lantk.nth import two_layer_ntk
-
-    X1 = np.asarray(X1, dtype=np.float64)
-    X1 = X1.reshape(X1.shape[0], -1)
-    if X2 is not None:
-        X2 = np.asarray(X2, dtype=np.float64)
-        X2 = X2.reshape(X2.shape[0], -1)
-    return two_layer_ntk(X1, X2)
+    """The closed-form NTK of the two-layer ReLU network (spec §2), float64 NumPy: the same
+    kernel as ``lantk.archs.two_layer_relu()``'s ``kernel_fn`` (``get="ntk"``), from
+    :func:`lantk.archs.two_layer_relu_kernel`."""
+    return two_layer_relu_kernel(X1, X2, "ntk")
 
 
 def _kernel_callable(arch):

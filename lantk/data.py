@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
-    "DATASETS",
     "CIFAR10_CLASSES",
+    "DATASETS",
     "Task",
     "available",
     "binary_task",
@@ -232,7 +232,7 @@ def info(root: str | os.PathLike | None = None) -> dict:
                 entry[split] = {"found": False, "error": str(e)}
                 continue
             counts = np.bincount(y, minlength=len(CLASS_NAMES[name]))
-            entry[split] = {"found": True, "images": int(len(y)), "per_class": counts.tolist()}
+            entry[split] = {"found": True, "images": len(y), "per_class": counts.tolist()}
         out[name] = entry
     return out
 
@@ -334,7 +334,7 @@ def _try_mirrors(base_urls, filename, dest_dir, md5, progress) -> Path:
     for url in base_urls:
         try:
             return _download_verified(url.rstrip("/") + "/" + filename, dest_dir, filename, md5, progress)
-        except Exception as e:  # try the next mirror, report all at the end
+        except (OSError, ValueError) as e:  # try the next mirror, report all at the end
             errors.append(f"{url}: {e}")
     raise OSError(f"could not fetch {filename}:\n  " + "\n  ".join(errors))
 
@@ -459,8 +459,8 @@ def _build_task(dataset, classes, n_train, n_test, n_val, seed, root, standardiz
         X_val=x_va, y_val=labels(y_tr_all[idx_val]),
         X_test=x_te, y_test=labels(y_te_all[idx_te]),
         idx_train=idx_tr, idx_val=idx_val, idx_test=idx_te,
-        config=dict(dataset=dataset, classes=list(cls), n_train=n_train, n_test=n_test,
-                    n_val=n_val, seed=seed, standardize=standardize, flatten=flatten),
+        config={"dataset": dataset, "classes": list(cls), "n_train": n_train, "n_test": n_test,
+                    "n_val": n_val, "seed": seed, "standardize": standardize, "flatten": flatten},
     )
 
 

@@ -17,8 +17,10 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
 
-__all__ = ["empirical_ntk", "empirical_ntk_fn"]
+__all__ = ["empirical_ntk", "empirical_ntk_fn", "width_study"]
 
 
 def _as_batch(x, name):
@@ -122,3 +124,61 @@ def empirical_ntk_fn(apply_fn: Callable, trace_axes=(-1,), **kwargs):
                              batch_size=kwargs.get("batch_size"))
 
     return ntk_fn
+
+
+def width_study(arch_factory: Callable, x, widths, seeds: int = 3, seed: int = 0,
+                progress: bool = True) -> dict:
+    """How fast the empirical NTK of finite networks approaches the analytic kernel.
+
+    For every width ``m`` in ``widths`` the network ``arch_factory(m)`` (an
+    ``(init_fn, apply_fn, kernel_fn)`` triple) is initialised ``seeds`` times; each time the
+    relative Frobenius error ``||K_m - K|| / ||K||`` between its empirical NTK on ``x`` and
+    the analytic ``kernel_fn(x, None, "ntk")`` is recorded. The analytic kernel does not depend
+    on the width; it is taken from the first width.
+
+    Args:
+      arch_factory: ``m -> (init_fn, apply_fn, kernel_fn)``, e.g.
+        ``lambda m: archs.two_layer_relu(width=m)``.
+      x: inputs ``(N, ...)``.
+      widths: increasing widths (at least two, for the slope).
+      seeds: random initialisations per width.
+      seed: base seed; initialisation ``s`` of width ``m`` uses ``fold_in(PRNGKey(seed), ...)``.
+      progress: show a progress bar.
+
+    Returns:
+      ``dict(widths, mean, std, errors (widths x seeds), slope)`` where ``slope`` is the
+      least-squares slope of ``log mean`` against ``log width`` (``-1/2`` in theory).
+
+    Example:
+        >>> from lantk import archs
+        >>> x = np.random.default_rng(0).standard_normal((4, 3))
+        >>> r = width_study(lambda m: archs.two_layer_relu(width=m), x, [64, 4096], seeds=2,
+        ...                 progress=False)
+        >>> bool(r["mean"][1] < r["mean"][0])
+        True
+    """
+    widths = [int(m) for m in widths]
+    if len(widths) < 2 or min(widths) < 1:
+        raise ValueError(f"widths must hold at least two positive widths, got {widths}")
+    if int(seeds) < 1:
+        raise ValueError(f"seeds must be a positive integer, got {seeds}")
+    x = _as_batch(x, "x")
+    limit = None
+    errors = np.zeros((len(widths), int(seeds)))
+    bar = tqdm(total=len(widths) * int(seeds), desc="empirical NTK", disable=not progress)
+    for i, m in enumerate(widths):
+        init_fn, apply_fn, kernel_fn = arch_factory(m)
+        if limit is None:
+            limit = np.asarray(kernel_fn(x, None, "ntk"), np.float64)
+            norm = np.linalg.norm(limit)
+        for s in range(int(seeds)):
+            key = jax.random.fold_in(jax.random.PRNGKey(seed), i * 100_003 + s)
+            _, params = init_fn(key, x.shape)
+            k = np.asarray(empirical_ntk(apply_fn, params, x), np.float64)
+            errors[i, s] = np.linalg.norm(k - limit) / norm
+            bar.update()
+    bar.close()
+    mean = errors.mean(axis=1)
+    slope = float(np.polyfit(np.log(widths), np.log(mean), 1)[0])
+    return {"widths": widths, "mean": mean, "std": errors.std(axis=1), "errors": errors,
+            "slope": slope}

@@ -23,7 +23,7 @@ from scipy import stats
 
 from lantk import label_aware, regression
 
-__all__ = ["HR_METHODS", "KernelBlocks", "evaluate_methods", "paired_difference", "kernel_blocks"]
+__all__ = ["HR_METHODS", "KernelBlocks", "evaluate_methods", "kernel_blocks", "paired_difference"]
 
 HR_METHODS = ("kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2")
 
@@ -143,4 +143,4 @@ def paired_difference(correct_a, correct_b, level: float = 0.95) -> dict:
     d = a - b
     half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
     return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
-            "n": int(len(d))}
+            "n": len(d)}

@@ -61,6 +61,7 @@ from jax.flatten_util import ravel_pytree
 
 import lantk  # noqa: F401  (turns on float64 in JAX)
 from lantk._checks import check_lengths, encode_labels
+from lantk.archs import two_layer_relu_kernel
 
 __all__ = [
     "N_t",
@@ -180,36 +181,15 @@ def two_layer_apply(params, x):
 
 
 def two_layer_ntk(X1, X2=None) -> np.ndarray:
-    """Closed-form NTK of the two-layer ReLU network (spec §2), both layers trained.
-
-    ``K(x, x') = xᵀx' (π − θ)/(2π) + ‖x‖‖x'‖ (sin θ + (π − θ) cos θ)/(2π)``, ``θ = ∠(x, x')``,
-    evaluated as ``(2 xᵀx' (π − θ) + √(‖x‖²‖x'‖² − (xᵀx')²)) / (2π)`` with a clamped square root
-    and ``θ = arctan2``; for nearly parallel pairs (``θ ≲ 0.01``), where any formula in ``xᵀx'``
-    keeps only half the float64 digits, ``θ = 2 arctan2(‖u − v‖, ‖u + v‖)`` on the unit vectors
-    ``u, v`` (so ``K(x, x) = ‖x‖²`` to round-off). ``X2=None`` means ``X2 = X1``.
+    """Closed-form NTK of the two-layer ReLU network (spec §2), both layers trained:
+    :func:`lantk.archs.two_layer_relu_kernel` with ``get="ntk"`` (full float64 accuracy near
+    ``θ = 0``). ``X2=None`` means ``X2 = X1``.
 
     Example:
         >>> float(two_layer_ntk(np.array([[1.0, 0.0]]))[0, 0])  # xᵀx/2 + ‖x‖²/2
         1.0
     """
-    X1 = np.asarray(X1, dtype=np.float64)
-    X2 = X1 if X2 is None else np.asarray(X2, dtype=np.float64)
-    sq1, sq2 = np.einsum("ij,ij->i", X1, X1), np.einsum("ij,ij->i", X2, X2)
-    dot = X1 @ X2.T
-    prod2 = sq1[:, None] * sq2[None, :]
-    cross = np.sqrt(np.maximum(prod2 - dot * dot, 0.0))
-    theta = np.arctan2(cross, dot)
-    # Near θ = 0 the kernel is not smooth in xᵀx' (θ ≈ √(2(1 − cos θ))), so the formula above
-    # keeps only half the digits there; redo those few pairs with θ = 2 arctan2(‖u − v‖, ‖u + v‖)
-    # on the unit vectors, which is exact (0 for identical points).
-    i, j = np.nonzero((cross * cross <= 1e-4 * prod2) & (dot > 0))
-    if i.size:
-        u = X1[i] / np.sqrt(sq1[i])[:, None]
-        v = X2[j] / np.sqrt(sq2[j])[:, None]
-        th = 2.0 * np.arctan2(np.linalg.norm(u - v, axis=1), np.linalg.norm(u + v, axis=1))
-        theta[i, j] = th
-        cross[i, j] = np.sqrt(prod2[i, j]) * np.sin(th)
-    return (2.0 * dot * (np.pi - theta) + cross) / (2.0 * np.pi)
+    return two_layer_relu_kernel(X1, X2, "ntk")
 
 
 def _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma):

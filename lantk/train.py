@@ -130,9 +130,9 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         updates, s = opt.update(g, s, p)
         return optax.apply_updates(p, updates), s, loss
 
-    result = TrainResult(params=params, config=dict(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, optimizer="adam", loss="mse",
-        n_train=len(X_train), dtype="float32"))
+    result = TrainResult(params=params, config={
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam", "loss": "mse",
+        "n_train": len(X_train), "dtype": "float32"})
 
     def record_probe(epoch, p):
         if probe is not None and epoch in set(probe_epochs):
@@ -153,8 +153,8 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
             b = order[i:i + batch_size]
             params, opt_state, loss = step(params, opt_state, X_train[b], Y[b])
             losses.append(float(loss) * len(b))
-        entry = dict(epoch=epoch, loss=sum(losses) / n,
-                     train_acc=_accuracy(predict(apply_fn, params, X_train), np.asarray(y_train), binary))
+        entry = {"epoch": epoch, "loss": sum(losses) / n,
+                     "train_acc": _accuracy(predict(apply_fn, params, X_train), np.asarray(y_train), binary)}
         if X_test is not None:
             result.test_output = predict(apply_fn, params, X_test)
             entry["test_acc"] = _accuracy(result.test_output, np.asarray(y_test), binary)

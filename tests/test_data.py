@@ -170,7 +170,7 @@ def test_real_data_counts(data_dir):
 
 
 def test_cifar_images_and_task(data_dir):
-    x, y = data.load("cifar10", "test", root=data_dir)
+    x, _y = data.load("cifar10", "test", root=data_dir)
     assert x.shape == (1017, 32, 32, 3) and x.dtype == np.uint8
     t = data.binary_task("cifar10", classes=("cat", "dog"), root=data_dir)
     assert t.X_train.shape[1:] == (32, 32, 3)

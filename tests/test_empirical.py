@@ -135,3 +135,15 @@ def test_deep_cnns_approach_analytic_kernel(name):
     errors = _mean_rel_errors(net, widths, x, seeds=6, analytic=analytic)
     assert errors[-1] < 0.6 * errors[0], errors
     assert -1.0 < _slope(widths, errors) < -0.2, errors
+
+
+def test_width_study_error_shrinks_like_inverse_sqrt_width():
+    from lantk import empirical
+    x = np.random.default_rng(1).standard_normal((10, 6))
+    r = empirical.width_study(lambda m: archs.two_layer_relu(width=m), x, [64, 512, 4096],
+                              seeds=3, seed=0, progress=False)
+    assert r["errors"].shape == (3, 3)
+    assert np.all(np.diff(r["mean"]) < 0)
+    assert -0.75 < r["slope"] < -0.25
+    with pytest.raises(ValueError, match="at least two"):
+        empirical.width_study(lambda m: archs.two_layer_relu(width=m), x, [64])

@@ -32,7 +32,7 @@ def test_evaluate_methods_on_digits():
     task = data.binary_task("digits", classes=(3, 5), n_train=80, n_val=40, n_test=60, seed=0, flatten=True)
     res = experiments.evaluate_methods(task, _rbf_blocks(task))
     assert set(res) == {"ntk", "kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2", "oracle"}
-    for m, r in res.items():
+    for r in res.values():
         assert r["correct"].shape == (60,)
         assert r["accuracy"] == pytest.approx(r["correct"].mean())
     assert res["oracle"]["accuracy"] == 1.0            # the upper bound uses the test labels

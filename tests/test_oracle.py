@@ -92,7 +92,7 @@ def oracle_results(oracle_python, tmp_path_factory):
     nets = _networks()
     rng = np.random.default_rng(20240611)
     cases = []
-    for _, (net, shape) in nets.items():
+    for (net, shape) in nets.values():
         x1 = rng.standard_normal(shape)
         x2 = rng.standard_normal((shape[0] - 1,) + shape[1:])
         cases.append((net[2].spec, x1, x2))

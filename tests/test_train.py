@@ -10,7 +10,7 @@ def task():
 
 
 def test_training_learns_and_is_deterministic(task):
-    kw = dict(epochs=8, batch_size=16, lr=3e-3, seed=3, progress=False)
+    kw = {"epochs": 8, "batch_size": 16, "lr": 3e-3, "seed": 3, "progress": False}
     r1 = train.fit(archs.fc(depth=1, width=128), task.X_train, task.y_train, task.X_test, task.y_test, **kw)
     r2 = train.fit(archs.fc(depth=1, width=128), task.X_train, task.y_train, task.X_test, task.y_test, **kw)
     assert [h["loss"] for h in r1.history] == [h["loss"] for h in r2.history]
@@ -22,9 +22,10 @@ def test_training_learns_and_is_deterministic(task):
 
 
 def test_probe_ntk_at_init_matches_empirical(task):
-    from lantk.empirical import empirical_ntk
     import jax
     import jax.numpy as jnp
+
+    from lantk.empirical import empirical_ntk
 
     arch = archs.fc(depth=1, width=32)
     probe = task.X_test[:5]
