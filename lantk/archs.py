@@ -6,7 +6,9 @@ parameterisation), and ``kernel_fn.spec`` describes the architecture.
 
 Defaults: hidden layers use ``W_std = sqrt(2)`` (the He/ReLU scale, so the activations keep
 their scale through depth, as in Arora et al.'s CNTK), no biases (``b_std=None``), and the
-``Dense(1)`` readout uses ``W_std = 1``. Every function takes these as arguments; the
+``Dense(1)`` readout uses ``W_std = 1``. :func:`cnn` and :func:`paper_cnn` take ``outputs``
+(``Dense(outputs)``, one output per class for a multi-class network); the kernel is the same
+for any number of outputs (the output units are independent and identically distributed). Every function takes these as arguments; the
 neural-tangents agreement holds for any values.
 """
 
@@ -24,13 +26,14 @@ _SQRT2 = math.sqrt(2.0)
 
 
 def paper_cnn(k: int = 1, *, W_std: float = _SQRT2, b_std=None, readout_W_std: float = 1.0,
-              filter_shape=(3, 3)):
+              filter_shape=(3, 3), outputs: int = 1):
     """The CNN of the label-aware experiments: ``Conv(16)``, then three groups each
     ``[Relu, Conv(c, stride s), Relu, Conv(c)]`` with ``(c, s) = (16k, 1), (32k, 2), (64k, 2)``,
-    then ``Flatten``, ``Dense(1)``. All convolutions are 3x3 with SAME padding.
+    then ``Flatten``, ``Dense(outputs)``. All convolutions are 3x3 with SAME padding.
 
     ``k = 1`` for the kernel (the kernel does not depend on widths); the finite baseline uses
     ``k = 4``. Its kernel is the CNTK of Arora et al. (2019) for this architecture.
+    ``outputs`` (default 1; C for a C-class network) does not change the kernel.
 
     Example:
         >>> import numpy as np
@@ -42,6 +45,7 @@ def paper_cnn(k: int = 1, *, W_std: float = _SQRT2, b_std=None, readout_W_std: f
     if int(k) < 1:
         raise ValueError(f"k must be a positive integer, got {k}")
     k = int(k)
+    outputs = _check_outputs(outputs)
     fs = tuple(filter_shape)
 
     def conv(c, s=1):
@@ -50,21 +54,35 @@ def paper_cnn(k: int = 1, *, W_std: float = _SQRT2, b_std=None, readout_W_std: f
     layers = [conv(16)]
     for c, s in ((16 * k, 1), (32 * k, 2), (64 * k, 2)):
         layers += [stax.Relu(), conv(c, s), stax.Relu(), conv(c)]
-    layers += [stax.Flatten(), stax.Dense(1, W_std=readout_W_std, b_std=b_std)]
+    layers += [stax.Flatten(), stax.Dense(outputs, W_std=readout_W_std, b_std=b_std)]
     return stax.serial(*layers)
 
 
+def _check_outputs(outputs) -> int:
+    if isinstance(outputs, bool) or not isinstance(outputs, (int, np.integer)) or outputs < 1:
+        raise ValueError(f"outputs must be a positive integer, got {outputs!r}")
+    return int(outputs)
+
+
 def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float = _SQRT2,
-        b_std=None, readout_W_std: float = 1.0, filter_shape=(3, 3)):
+        b_std=None, readout_W_std: float = 1.0, filter_shape=(3, 3), outputs: int = 1):
     """CNN-V (``readout='flatten'``) / CNN-GAP (``readout='gap'``): ``depth`` times
     ``[Conv(width, 3x3, stride 1, SAME), Relu]``, then ``Flatten`` or ``GlobalAvgPool``, then
-    ``Dense(1)``.
+    ``Dense(outputs)``.
 
+    ``outputs`` (default 1; C for a network trained on C classes) does not change the kernel.
     CNN-GAP's kernel needs all pixel-pair covariances: cost grows with (pixels)^2, so use it
     on small images (e.g. 8x8 digits).
+
+    Example:
+        >>> import jax
+        >>> init_fn, apply_fn, kernel_fn = cnn(2, width=8, outputs=10)
+        >>> init_fn(jax.random.PRNGKey(0), (5, 8, 8, 1))[0]
+        (5, 10)
     """
     if int(depth) < 1:
         raise ValueError(f"depth must be a positive integer, got {depth}")
+    outputs = _check_outputs(outputs)
     readouts = {"flatten": stax.Flatten, "gap": stax.GlobalAvgPool}
     if readout not in readouts:
         raise ValueError(f"readout must be 'flatten' or 'gap', got {readout!r}")
@@ -72,7 +90,7 @@ def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float 
     for _ in range(int(depth)):
         layers += [stax.Conv(width, tuple(filter_shape), strides=(1, 1), padding="SAME",
                              W_std=W_std, b_std=b_std), stax.Relu()]
-    layers += [readouts[readout](), stax.Dense(1, W_std=readout_W_std, b_std=b_std)]
+    layers += [readouts[readout](), stax.Dense(outputs, W_std=readout_W_std, b_std=b_std)]
     return stax.serial(*layers)
 
 

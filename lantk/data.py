@@ -257,7 +257,7 @@ def _download_verified(url: str, dest_dir: Path, filename: str, md5: str, progre
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
 
             with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
                 for block in iter(lambda: resp.read(1 << 20), b""):

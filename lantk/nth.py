@@ -241,7 +241,7 @@ def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False):
     acc = jnp.zeros((Xp.shape[0], n))
     starts = range(0, m, chunk)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         starts = tqdm(starts, desc="K4 contraction, neuron chunks", unit="chunk")
     a2 = np.asarray(a, dtype=np.float64) ** 2

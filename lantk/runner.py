@@ -636,8 +636,12 @@ def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: 
     # The kernel inherits this process's environment. Its figures use the inline backend,
     # not an MPLBACKEND set for scripts; and JAX must not grab 75% of a GPU up front, which
     # would starve a second process on the same GPU (a test session, nbval, another run).
-    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE")}
+    # lantk's progress bars inside cells would end up as stderr text in the rendered book;
+    # papermill's bar over the cells reports progress instead.
+    saved = {k: os.environ.get(k)
+             for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE", "TQDM_DISABLE")}
     os.environ.pop("MPLBACKEND", None)
+    os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         return pm.execute_notebook(

@@ -102,7 +102,7 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     Returns:
         :class:`TrainResult`.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     init_fn, apply_fn, _ = arch
     X_train = np.asarray(X_train, dtype=np.float32)
