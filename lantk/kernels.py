@@ -68,6 +68,13 @@ TILE_AXIS = "tiles"
 MAX_AUTO_TILE = 1024
 """Largest tile side tried when ``tile=None``."""
 
+AUTO_TILE_ELEMENTS = {"cpu": 2**20, "default": 2**26}
+"""With ``tile=None`` the tile side starts at ``sqrt(elements / spatial positions)``: a
+convolutional kernel holds one covariance per pair of inputs and spatial position, and on a
+CPU a tile whose covariances outgrow the caches runs several times slower per entry
+(measured: ``paper_cnn(1)`` on 32x32 images, 2 cores: 77k entries/s with 32x32 tiles, 31k
+with 64x64, 8k with 200x200)."""
+
 MEMORY_FRACTION = 0.8
 """Share of a device's free memory that ``max_tile_bytes`` defaults to."""
 
@@ -109,8 +116,8 @@ def kernel_matrix(
             symmetric.
         get: ``'ntk'``, ``'nngp'`` or a tuple of them.
         tile: tile side (rows and columns); any size, it need not divide ``n1`` or ``n2``.
-            None picks the largest tile up to :data:`MAX_AUTO_TILE` that fits in
-            ``max_tile_bytes``.
+            None picks a tile by :data:`AUTO_TILE_ELEMENTS` (smaller on CPUs), at most
+            :data:`MAX_AUTO_TILE`, that fits in ``max_tile_bytes``.
         dtype: ``np.float64`` (default) or ``np.float32``: the inputs are cast to it, the
             kernel is computed in it and the matrices are returned in it.
         cache_dir: folder for the on-disk tile cache, or None for no cache. Tiles live in
@@ -282,6 +289,10 @@ class _Compiled(NamedTuple):
     estimate: _MemoryEstimate
 
 
+_COMPILED: collections.OrderedDict = collections.OrderedDict()
+_COMPILED_KEEP = 16
+
+
 class _Job:
     """The fixed parts of one :func:`kernel_matrix` call: kernel, inputs, dtype and mesh."""
 
@@ -294,6 +305,14 @@ class _Job:
         self.n_devices = len(devices)
         self.output_bytes = self.n1 * self.n2 * dtype.itemsize * len(names)
 
+    def auto_side(self) -> int:
+        """The starting tile side for ``tile=None`` (see :data:`AUTO_TILE_ELEMENTS`)."""
+        feats = self.x1.shape[1:]
+        positions = math.prod(feats[:-1]) if len(feats) > 1 else 1
+        platform = self.mesh.devices.flat[0].platform
+        elements = AUTO_TILE_ELEMENTS.get(platform, AUTO_TILE_ELEMENTS["default"])
+        return max(16, min(MAX_AUTO_TILE, math.isqrt(elements // positions)))
+
     def tile_shape(self, side: int) -> tuple[int, int]:
         if self.symmetric:
             return side, side
@@ -302,8 +321,8 @@ class _Job:
     def padded_shapes(self, tr: int, tc: int) -> list[tuple[int, ...]]:
         """Shapes of the inputs padded to whole tiles: the arguments after ``offsets``."""
         feats = self.x1.shape[1:]
-        shapes = [(_ceil(self.n1, tr) * tr, *feats)]
-        return shapes if self.symmetric else shapes + [(_ceil(self.n2, tc) * tc, *feats)]
+        shapes = [(_bucket(self.n1, tr), *feats)]
+        return shapes if self.symmetric else shapes + [(_bucket(self.n2, tc), *feats)]
 
     def padded(self, tr: int, tc: int) -> list[np.ndarray]:
         return [_pad_rows(x, shape[0])
@@ -311,7 +330,27 @@ class _Job:
 
     def compile(self, side: int) -> _Compiled:
         """jit(shard_map(...)) for tiles of ``side``: each device slices its own tile out of
-        the inputs (kept whole on every device) and computes it."""
+        the inputs (kept whole on every device) and computes it.
+
+        Compiled programs are kept (a few, most recent first) for later calls with the same
+        kernel, shapes, dtype and devices: the train/validation/test blocks of tasks of one
+        size then compile once, not once per call."""
+        key = (id(self.kernel_fn), repr(self.get), self.names, self.symmetric,
+               tuple(self.padded_shapes(*self.tile_shape(side))), str(self.dtype), side,
+               tuple(str(d) for d in self.mesh.devices.flat))
+        hit = _COMPILED.get(key)
+        if hit is not None and hit[0] is self.kernel_fn:
+            _COMPILED.move_to_end(key)
+            # the budget (free memory) changes between calls; plan() checks it again
+            return hit[1]._replace(estimate=hit[1].estimate._replace(
+                budget_bytes=self.budget, output_bytes=self.output_bytes))
+        compiled = self._compile(side)
+        _COMPILED[key] = (self.kernel_fn, compiled)   # holding kernel_fn keeps its id unique
+        while len(_COMPILED) > _COMPILED_KEEP:
+            _COMPILED.popitem(last=False)
+        return compiled
+
+    def _compile(self, side: int) -> _Compiled:
         tr, tc = self.tile_shape(side)
         names, single = self.names, isinstance(self.get, str)
 
@@ -369,7 +408,7 @@ class _Job:
         next tile to try; a few compilations settle it.
         """
         budget = self.budget
-        side = min(MAX_AUTO_TILE if tile is None else tile, max(self.n1, self.n2))
+        side = min(self.auto_side() if tile is None else tile, max(self.n1, self.n2))
         compiled = self.compile(side)
         first = est = compiled.estimate
         if budget is None or est.device_bytes <= budget:
@@ -548,6 +587,14 @@ def _fill(outputs: dict, job: _Job, tile: int | None, cache, progress: bool) -> 
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
+
+
+def _bucket(n: int, tile: int) -> int:
+    """Rows of an input padded to whole tiles, the number of tiles rounded up to a power of
+    two: calls whose sizes fall in one bucket share a compiled program (the padding rows are
+    never computed on, they only fill the array)."""
+    tiles = _ceil(n, tile)
+    return tile * (1 << (tiles - 1).bit_length())
 
 
 def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
