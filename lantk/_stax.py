@@ -122,6 +122,17 @@ class _State:
         )
 
 
+def _gaussian_input_variances(k, spec):
+    """(number of spatial axes, variances of x1, of x2) for a nonlinearity's input ``k``,
+    which must be Gaussian (the output of a Dense or Conv layer)."""
+    if not k.gaussian:
+        raise ValueError(f"The input to {spec} must be Gaussian, i.e. a Dense or Conv layer "
+                         "must come before the nonlinearity")
+    d1 = _var_diag(k.var1, k.spatial, k.diag)
+    d2 = d1 if k.var2 is None else _var_diag(k.var2, k.spatial, k.diag)
+    return len(k.spatial), d1, d2
+
+
 def _var_diag(v: jnp.ndarray, spatial: tuple, diag: bool) -> jnp.ndarray:
     """Same-pixel variances ``(*S, N)`` from a var array of either mode."""
     if diag or not spatial:
@@ -675,12 +686,7 @@ def _elementwise(spec, fn, kmap):
         return fn(inputs)
 
     def kernel(k: _State) -> _State:
-        if not k.gaussian:
-            raise ValueError(f"The input to {spec} must be Gaussian, i.e. a Dense or Conv layer "
-                             "must come before the nonlinearity")
-        s = len(k.spatial)
-        d1 = _var_diag(k.var1, k.spatial, k.diag)
-        d2 = d1 if k.var2 is None else _var_diag(k.var2, k.spatial, k.diag)
+        s, d1, d2 = _gaussian_input_variances(k, spec)
         outer = lambda g: _outer12(g(d1), g(d2), s, k.diag)
         nngp, ntk = kmap(k.nngp, outer, k.ntk, same=_same_mask(k.same, k.spatial, k.diag))
 
@@ -833,12 +839,7 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0):
         return a * a * new + c * c, ntk
 
     def kernel(k: _State) -> _State:
-        if not k.gaussian:
-            raise ValueError(f"The input to {spec} must be Gaussian, i.e. a Dense or Conv layer "
-                             "must come before the nonlinearity")
-        s = len(k.spatial)
-        d1 = _var_diag(k.var1, k.spatial, k.diag)
-        d2 = d1 if k.var2 is None else _var_diag(k.var2, k.spatial, k.diag)
+        s, d1, d2 = _gaussian_input_variances(k, spec)
         e1, e2 = 1 + 2 * b * b * d1, 1 + 2 * b * b * d2
         nngp, ntk = pair_map(k.nngp, _outer12(e1, e2, s, k.diag), k.ntk)
 

@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -23,7 +24,8 @@ from scipy import stats
 
 from lantk import label_aware, regression
 
-__all__ = ["HR_METHODS", "KernelBlocks", "evaluate_methods", "kernel_blocks", "paired_difference"]
+__all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods", "kernel_blocks",
+           "paired_difference", "unit_norm", "width_sweep"]
 
 HR_METHODS = ("kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2")
 
@@ -47,6 +49,79 @@ def kernel_blocks(kernel_fn, task, get: str = "ntk", **kwargs) -> KernelBlocks:
     H_test = kernel_matrix(kernel_fn, task.X_test, task.X_train, get=get, **kwargs)
     return KernelBlocks(np.asarray(H, np.float64), np.asarray(H_val, np.float64),
                         np.asarray(H_test, np.float64))
+
+
+def closed_form_blocks(kernel, task) -> KernelBlocks:
+    """The three blocks of a kernel given as a NumPy function ``kernel(x1, x2)`` (``x2=None``
+    for the symmetric train-train block), e.g. :func:`lantk.archs.two_layer_relu_kernel`."""
+    H = np.asarray(kernel(task.X_train, None), np.float64)
+    H_val = (np.asarray(kernel(task.X_val, task.X_train), np.float64) if len(task.X_val)
+             else np.zeros((0, len(task.X_train))))
+    return KernelBlocks(H, H_val, np.asarray(kernel(task.X_test, task.X_train), np.float64))
+
+
+def unit_norm(task):
+    """A copy of ``task`` with every input flattened and scaled to unit Euclidean norm (the
+    two-layer ReLU experiments: ``w_r ~ N(0, I_d)`` then gives pre-activations of order one)."""
+    def scale(X):
+        X = np.asarray(X, np.float64).reshape(len(X), -1)
+        norms = np.linalg.norm(X, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError("an input is identically zero and cannot be scaled to unit norm")
+        return X / norms
+
+    return dataclasses.replace(task, X_train=scale(task.X_train), X_val=scale(task.X_val),
+                               X_test=scale(task.X_test),
+                               config={**task.config, "unit_norm": True, "flatten": True})
+
+
+def width_sweep(task, widths, *, samples: int = 1000, t: float = np.inf, epochs: int = 50,
+                batch_size: int = 50, lr: float = 1e-3, seed: int = 0, train_network: bool = True,
+                rho: float = 0.0) -> list:
+    """LANTK-NTH and the trained two-layer ReLU network at each width (spec §2, §5).
+
+    For every width ``m``: kernel regression with the LANTK-NTH kernel
+    (:func:`lantk.nth.nth_kernel`, ``E K⁽⁴⁾`` from ``samples`` Monte Carlo neurons, correction
+    ``∝ 1/m``) and, if ``train_network``, the network :func:`lantk.archs.two_layer_relu` of that
+    width trained with :func:`lantk.train.fit` (Adam on the mean squared error) on the same
+    training inputs. Inputs are used as given (see :func:`unit_norm`).
+
+    Args:
+        task: a *binary* :class:`lantk.data.Task` (the network has one output).
+        widths: positive widths ``m``.
+        samples, t: Monte Carlo neurons and training time of the NTH kernel.
+        epochs, batch_size, lr: training of the finite network.
+        seed: seed of the Monte Carlo neurons and of the network's initialisation.
+        train_network: also train the finite networks.
+        rho: ridge of the kernel regression.
+
+    Returns:
+        A list of ``{"method": "nth" | "network", "width", "accuracy", "correct", "seconds"}``.
+    """
+    from lantk import archs, nth, train
+
+    if not task.binary:
+        raise ValueError("width_sweep trains the one-output two-layer network: give a binary task")
+    widths = [int(w) for w in widths]
+    if not widths or min(widths) < 1:
+        raise ValueError(f"widths must be positive integers, got {widths}")
+    out = []
+    for w in widths:
+        t0 = time.perf_counter()
+        K_tr, K_te = nth.nth_kernel(task.X_train, task.y_train, task.X_test, width=w, t=t,
+                                    samples=samples, seed=seed)
+        correct = _correct(task.y_test, regression.kernel_regression(K_tr, K_te, task.y_train, rho=rho))
+        out.append({"method": "nth", "width": w, "accuracy": float(correct.mean()), "correct": correct,
+                    "seconds": time.perf_counter() - t0})
+        if train_network:
+            t0 = time.perf_counter()
+            net = train.fit(archs.two_layer_relu(w), task.X_train, task.y_train, task.X_test,
+                            task.y_test, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                            progress=False)
+            correct = _correct(task.y_test, net.test_output[:, 0])
+            out.append({"method": "network", "width": w, "accuracy": float(correct.mean()),
+                        "correct": correct, "seconds": time.perf_counter() - t0})
+    return out
 
 
 def _flat(x):
@@ -78,6 +153,10 @@ def _correct(y, f):
 def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS + ("oracle",),
                      c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), oracle_c: float = 1.0, rho: float = 0.0) -> dict:
     """Run kernel methods on one task and return per-method results.
+
+    Binary tasks (``±1`` labels) predict ``sign f``; multi-class tasks (class indices
+    ``0..C-1``) regress centred one-hot rows ``Y``, estimate ``T = Y Yᵀ`` and predict
+    ``argmax f`` (spec §1, §4), and the oracle is ``Y_a Y_bᵀ``.
 
     Args:
         task: a :class:`lantk.data.Task` with a validation split (needed by the HR methods).

@@ -40,7 +40,8 @@ lantk addition. Differences from neural-tangents: only ``batch_axis=0``, ``chann
 tangents upcasts to float64 when x64 is on).
 """
 
-from lantk._stax import (
+from lantk import _stax
+from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     ABRelu,
     Abs,
     Conv,
@@ -56,18 +57,4 @@ from lantk._stax import (
     serial,
 )
 
-__all__ = [
-    "ABRelu",
-    "Abs",
-    "Conv",
-    "Dense",
-    "DenseUnscaled",
-    "Erf",
-    "Flatten",
-    "GlobalAvgPool",
-    "Identity",
-    "KernelFn",
-    "LeakyRelu",
-    "Relu",
-    "serial",
-]
+__all__ = list(_stax.__all__)
