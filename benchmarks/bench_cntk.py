@@ -7,7 +7,8 @@ Measures, on the same machine and in one run:
   50), and lantk's ``kernel_fn`` on the same inputs, tiled the same way; reports entries per
   second for both and the ratio (warm: compilation excluded; the first, compiling, call is
   reported separately), and the largest difference between the two kernels;
-* lantk alone on a LARGE x LARGE kernel (default 1,000 x 1,000; ``--large 0`` skips it).
+* lantk alone on a LARGE x LARGE kernel with :func:`lantk.kernels.kernel_matrix` (default
+  1,000 x 1,000, automatic tiles; ``--large 0`` skips it).
 
 Usage::
 
@@ -65,6 +66,12 @@ def lantk_tiled(kernel_fn, x1, x2, batch: int, get: str = "ntk"):
     return out
 
 
+def _timed(f) -> float:
+    t = time.perf_counter()
+    f()
+    return time.perf_counter() - t
+
+
 def time_lantk(kernel_fn, x1, x2, batch, repeats):
     t = time.perf_counter()
     k = lantk_tiled(kernel_fn, x1, x2, batch)
@@ -101,7 +108,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=50, help="tile / nt.batch size (50)")
     p.add_argument("--large", type=int, default=1000,
                    help="lantk-only LARGE x LARGE run (1000; 0 skips)")
-    p.add_argument("--large-batch", type=int, default=100, help="tile for the large run (100)")
+    p.add_argument("--large-batch", type=int, default=0,
+                   help="tile side for the large run (0: kernel_matrix chooses)")
     p.add_argument("--repeats", type=int, default=2, help="warm repetitions (best is kept)")
     p.add_argument("--skip-nt", action="store_true", help="do not run neural-tangents")
     p.add_argument("--json", help="also write the results to this file")
@@ -121,6 +129,20 @@ def main(argv=None) -> dict:
     print(f"lantk:            {best:8.2f} s  {entries / best:10.0f} entries/s   "
           f"(first call incl. compile {first:.2f} s)")
 
+    from lantk.kernels import kernel_matrix
+
+    def km():
+        return kernel_matrix(kernel_fn, x, dtype=np.float32, progress=False)
+
+    t = time.perf_counter()
+    km()
+    km_first = time.perf_counter() - t
+    km_best = min(_timed(km) for _ in range(args.repeats))
+    res["lantk_kernel_matrix"] = {"first_s": km_first, "best_s": km_best,
+                                  "entries_per_s": entries / km_best}
+    print(f"lantk kernel_matrix (automatic tiles, triangle mirrored): {km_best:8.2f} s  "
+          f"{entries / km_best:10.0f} entries/s   (first call incl. compile {km_first:.2f} s)")
+
     if not args.skip_nt:
         nt = time_nt(kernel_fn.spec, x, x, args.batch, args.repeats)
         k_nt = nt.pop("kernel")
@@ -130,19 +152,25 @@ def main(argv=None) -> dict:
         res["max_rel_diff"] = rel
         print(f"neural-tangents:  {nt['best_s']:8.2f} s  {nt['entries_per_s']:10.0f} entries/s   "
               f"(first call incl. compile {nt['first_s']:.2f} s)")
-        print(f"ratio lantk / neural-tangents: {res['ratio']:.2f}x   "
+        res["ratio_kernel_matrix"] = nt["best_s"] / km_best
+        print(f"ratio lantk kernel_matrix / neural-tangents: {res['ratio_kernel_matrix']:.2f}x")
+        print(f"ratio lantk / neural-tangents (same tiles): {res['ratio']:.2f}x   "
               f"max |difference| / max |K|: {rel:.1e}")
 
     if args.large:
+        from lantk.kernels import kernel_matrix
+
         xl = cifar_like(args.large, 1)
         t = time.perf_counter()
-        lantk_tiled(kernel_fn, xl, xl, args.large_batch)
+        kernel_matrix(kernel_fn, xl, dtype=np.float32, progress=False,
+                      tile=args.large_batch or None)
         dt = time.perf_counter() - t
         n2 = args.large * args.large
-        res["lantk_large"] = {"n": args.large, "batch": args.large_batch, "seconds": dt,
+        res["lantk_large"] = {"n": args.large, "tile": args.large_batch or "auto", "seconds": dt,
                               "entries_per_s": n2 / dt}
-        print(f"lantk {args.large}x{args.large} (tiles of {args.large_batch}, incl. compile): "
-              f"{dt:8.2f} s  {n2 / dt:10.0f} entries/s")
+        print(f"lantk.kernels.kernel_matrix {args.large}x{args.large} (tiles: "
+              f"{args.large_batch or 'automatic'}, upper triangle computed and mirrored, incl. "
+              f"compile): {dt:8.2f} s  {n2 / dt:10.0f} entries/s")
 
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1))
