@@ -6,10 +6,11 @@ parameterisation), and ``kernel_fn.spec`` describes the architecture.
 
 Defaults: hidden layers use ``W_std = sqrt(2)`` (the He/ReLU scale, so the activations keep
 their scale through depth, as in Arora et al.'s CNTK), no biases (``b_std=None``), and the
-``Dense(1)`` readout uses ``W_std = 1``. :func:`cnn` and :func:`paper_cnn` take ``outputs``
-(``Dense(outputs)``, one output per class for a multi-class network); the kernel is the same
-for any number of outputs (the output units are independent and identically distributed). Every function takes these as arguments; the
-neural-tangents agreement holds for any values.
+``Dense(1)`` readout uses ``W_std = 1``. Every function takes these as arguments; the
+neural-tangents agreement holds for any values. :func:`cnn` and :func:`paper_cnn` take
+``outputs`` (``Dense(outputs)``, one output per class for a multi-class network); the kernel
+is the same for any number of outputs (the output units are independent and identically
+distributed).
 """
 
 from __future__ import annotations

@@ -440,6 +440,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _data_root_marker() -> str:
+    """The data root a chapter would read and which dataset folders it holds."""
+    from lantk import data
+
+    root = data.data_root(None)
+    found = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    return f"{root} {found}"
+
+
 def cache_key(source_sha: str, parameters: dict, profile: str, lantk_sha: str,
               extra: str = "") -> str:
     blob = json.dumps({"v": CACHE_VERSION, "source": source_sha, "profile": profile,
@@ -555,6 +564,9 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
     source_sha, lantk_sha = _sha256(source_bytes), lantk_source_hash()
     if _summarises_runs(nb):
         extra_key = extra_key + _runs_digest(out_dir.parent, exclude=name)
+    # chapters choose their dataset by what the data root holds: a run made with CIFAR-10
+    # found must not stand in for one made without it
+    extra_key = extra_key + "|data root: " + _data_root_marker()
     key = cache_key(source_sha, given, profile, lantk_sha, extra_key)
 
     record = read_record(out_dir)

@@ -53,3 +53,23 @@ def test_bad_input(task):
         train.fit(archs.fc(depth=1, width=8), task.X_train, task.y_train[:-1], epochs=1, progress=False)
     with pytest.raises(ValueError, match="both -1 and \\+1"):
         train.fit(archs.fc(depth=1, width=8), task.X_train, np.ones(len(task.y_train)), epochs=1, progress=False)
+
+
+def test_multiclass_learns_centred_one_hot_targets_with_argmax_accuracy():
+    """Integer labels 0..C-1: the targets are the centred one-hot rows of spec §1 (the same
+    as data.one_hot_centred), the loss is their MSE and accuracy is the argmax's."""
+    t = data.multiclass_task("digits", classes=(0, 1, 2), n_train=60, n_test=30, seed=1)
+    Y, binary = train._targets(t.y_train)
+    assert not binary
+    np.testing.assert_allclose(Y, data.one_hot_centred(t.y_train, 3), rtol=1e-7)
+    arch = archs.cnn(1, width=16, outputs=3, readout_W_std=0.1)
+    r = train.fit(arch, t.X_train, t.y_train, t.X_test, t.y_test, epochs=10, batch_size=16, lr=1e-2,
+                  seed=0, progress=False)
+    # small readout: outputs start near 0, so the first loss is near 0.5 * mean |Y_i|^2 = 1/3
+    assert abs(r.history[0]["loss"] - 0.5 * (1 - 1 / 3)) < 0.1
+    assert r.history[-1]["loss"] < 0.7 * r.history[0]["loss"]
+    assert r.test_output.shape == (30, 3)
+    acc = float(np.mean(np.argmax(r.test_output, axis=1) == t.y_test))
+    assert r.final("test_acc") == acc >= 0.8
+    pred = train.predict(arch[1], r.params, t.X_test)
+    np.testing.assert_allclose(pred, r.test_output, rtol=1e-6)
