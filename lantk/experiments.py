@@ -64,7 +64,8 @@ def unit_norm(task):
     """A copy of ``task`` with every input flattened and scaled to unit Euclidean norm (the
     two-layer ReLU experiments: ``w_r ~ N(0, I_d)`` then gives pre-activations of order one)."""
     def scale(X):
-        X = np.asarray(X, np.float64).reshape(len(X), -1)
+        X = np.asarray(X, np.float64)
+        X = X.reshape(len(X), int(np.prod(X.shape[1:])))
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         if np.any(norms == 0):
             raise ValueError("an input is identically zero and cannot be scaled to unit norm")
