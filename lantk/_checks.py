@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -249,3 +250,10 @@ def _encode_one_hot(arr: np.ndarray, name: str, require_two_classes: bool) -> La
 def _show(values: np.ndarray, k: int = 6) -> str:
     shown = ", ".join(f"{v:g}" for v in values[:k])
     return "{" + shown + (", ..." if len(values) > k else "") + "}"
+
+
+def no_progress(progress: bool) -> bool:
+    """``disable=`` for a tqdm bar: off when ``progress`` is false, and also when
+    ``TQDM_DISABLE`` is set (``lantk run`` sets it for chapter kernels, whose bars would end
+    up in the rendered book); tqdm itself ignores that variable once ``disable`` is given."""
+    return not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")

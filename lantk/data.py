@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lantk._checks import no_progress
+
 __all__ = [
     "CIFAR10_CLASSES",
     "DATASETS",
@@ -259,7 +261,7 @@ def _download_verified(url: str, dest_dir: Path, filename: str, md5: str, progre
             total = int(resp.headers.get("Content-Length") or 0) or None
             from tqdm import tqdm
 
-            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=not progress) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=filename, disable=no_progress(progress)) as bar:
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
                     bar.update(len(block))

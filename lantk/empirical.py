@@ -20,6 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from lantk._checks import no_progress
+
 __all__ = ["empirical_ntk", "empirical_ntk_fn", "width_study"]
 
 
@@ -165,7 +167,7 @@ def width_study(arch_factory: Callable, x, widths, seeds: int = 3, seed: int = 0
     x = _as_batch(x, "x")
     limit = None
     errors = np.zeros((len(widths), int(seeds)))
-    bar = tqdm(total=len(widths) * int(seeds), desc="empirical NTK", disable=not progress)
+    bar = tqdm(total=len(widths) * int(seeds), desc="empirical NTK", disable=no_progress(progress))
     for i, m in enumerate(widths):
         init_fn, apply_fn, kernel_fn = arch_factory(m)
         if limit is None:

@@ -54,6 +54,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 import lantk
+from lantk._checks import no_progress
 
 __all__ = ["GETS", "TILE_AXIS", "kernel_matrix"]
 
@@ -564,13 +565,13 @@ def _fill(outputs: dict, job: _Job, tile: int | None, cache, progress: bool) -> 
             f"{_fmt_bytes(est.budget_bytes) if est.budget_bytes else 'unknown'}, result "
             f"{_fmt_bytes(est.output_bytes)}")
     log.info(summary)
-    if progress:
+    if not no_progress(progress):
         tqdm.write(summary, file=sys.stderr)
     if not missing:
         return
 
     with tqdm(total=n1 * n2, initial=done, unit=" entries", unit_scale=True,
-              disable=not progress, desc=f"kernel {'/'.join(names)}", file=sys.stderr) as bar:
+              disable=no_progress(progress), desc=f"kernel {'/'.join(names)}", file=sys.stderr) as bar:
 
         def on_step(step, results):
             for k, (i, j) in enumerate(step):

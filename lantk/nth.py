@@ -60,7 +60,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 import lantk  # noqa: F401  (turns on float64 in JAX)
-from lantk._checks import check_lengths, encode_labels
+from lantk._checks import check_lengths, encode_labels, no_progress
 from lantk.archs import two_layer_relu_kernel
 
 __all__ = [
@@ -240,7 +240,7 @@ def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False):
     args = [jnp.asarray(v) for v in (Xp, Xp @ X_train.T, G_train * N, N, V, gamma)]
     acc = jnp.zeros((Xp.shape[0], n))
     starts = range(0, m, chunk)
-    if progress:
+    if not no_progress(progress):
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="K4 contraction, neuron chunks", unit="chunk")

@@ -26,6 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from lantk._checks import no_progress
+
 __all__ = ["TrainResult", "fit", "predict"]
 
 
@@ -145,7 +147,7 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     record_probe(0, params)
     rng = np.random.default_rng(seed)
     n = len(X_train)
-    for epoch in tqdm(range(1, epochs + 1), desc="training", disable=not progress):
+    for epoch in tqdm(range(1, epochs + 1), desc="training", disable=no_progress(progress)):
         t0 = time.perf_counter()
         order = rng.permutation(n)
         losses = []
