@@ -222,6 +222,23 @@ def choose_dataset(preferred: str, root: str | os.PathLike | None = None, fallba
     return preferred if available(preferred, root) else _check_dataset(fallback)
 
 
+def largest_balanced(dataset: str, classes, split: str = "train",
+                     root: str | os.PathLike | None = None) -> int:
+    """The largest sample size a balanced task on ``classes`` can draw from ``split``.
+
+    Profiles written for the full official datasets use it to cap their default sizes on a
+    smaller copy (the shared CIFAR-10 subset holds about 517 training images per class):
+
+    >>> largest_balanced("digits", [3, 8], "test") <= 2 * 50
+    True
+    """
+    _check_dataset(dataset)
+    _check_split(split)
+    cls = [_resolve_class(dataset, c) for c in classes]
+    labels = load(dataset, split, root)[1]
+    return len(cls) * int(min(np.sum(labels == c) for c in cls))
+
+
 def info(root: str | os.PathLike | None = None) -> dict:
     """Which datasets are found under the root, with images per split and per class."""
     out = {}

@@ -93,6 +93,18 @@ def test_more_samples_than_exist():
         data.binary_task("digits", classes=(3, 8), n_train=1000)
 
 
+def test_largest_balanced_is_the_limit():
+    _, y = data.load("digits", "train")
+    n = data.largest_balanced("digits", ["3", 8])
+    assert n == 2 * min(np.sum(y == 3), np.sum(y == 8))
+    t = data.binary_task("digits", classes=(3, 8), n_train=n)   # the largest size works
+    assert len(t.y_train) == n and t.y_train.sum() == 0
+    with pytest.raises(ValueError, match="only"):
+        data.binary_task("digits", classes=(3, 8), n_train=n + 2)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        data.largest_balanced("svhn", [0, 1])
+
+
 def test_missing_files_message(tmp_path):
     with pytest.raises(FileNotFoundError) as e:
         data.load("mnist", "train", root=tmp_path)
