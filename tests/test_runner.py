@@ -151,6 +151,21 @@ def test_toc_chapters_in_reading_order(tmp_path):
     assert runner.find_root(tmp_path / "book") == tmp_path.resolve()
 
 
+def test_papermill_reads_every_chapter_parameter_as_lantk_does():
+    """papermill parses a parameters cell line by line and skips (with a warning on every
+    run) any line holding more than one '=', e.g. one in a comment; the book has none."""
+    from papermill.translators import PythonTranslator
+
+    root = Path(__file__).resolve().parents[1]
+    for entry in runner.toc_chapters(root):
+        nb = runner.read_chapter(root / f"{entry}.md")
+        if not runner.is_executable(nb):
+            continue
+        cell = runner._parameters_cell(nb)
+        seen = [p.name for p in PythonTranslator.inspect(cell)]
+        assert seen == list(runner.chapter_parameters(nb)), entry
+
+
 # --------------------------------------------------------------------------- execution
 def _record(book, profile="quick"):
     return json.loads((book / "runs" / profile / "tiny" / "run.json").read_text())
