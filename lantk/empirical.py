@@ -73,7 +73,9 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
       params: the parameters (any pytree; ``None`` leaves are ignored).
       trace_axes: ``(-1,)`` (default): mean over the output axis, result ``(N1, N2)``;
         ``()``: the per-output kernel ``(N1, N2, O, O)``.
-      batch_size: compute Jacobians for at most this many inputs at a time (memory cap).
+      batch_size: hold the Jacobians of at most two chunks of this many inputs at a time
+        (a memory cap: each holds chunk x outputs x parameters numbers), at the price of
+        recomputing Jacobians; ``None``: one chunk per argument.
 
     Returns:
       The kernel in the dtype of the parameters (float64 under lantk's x64 mode).
@@ -106,12 +108,32 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
     contract = _contract
 
     def chunks(x):
+        if batch_size is None:
+            return [x]
         return [x[i:i + bs] for i in range(0, x.shape[0], bs)]
 
     c1 = chunks(x1)
-    j1 = [jac(params, c) for c in c1]
-    j2 = j1 if x2 is None else [jac(params, c) for c in chunks(x2)]
-    rows = [jnp.concatenate([contract(a, b) for b in j2], axis=1) for a in j1]
+    c2 = c1 if x2 is None else chunks(x2)
+    if len(c1) == 1 and len(c2) == 1:
+        j1 = jac(params, c1[0])
+        rows = [[contract(j1, j1 if x2 is None else jac(params, c2[0]))]]
+    else:
+        # At most two chunks' Jacobians are alive at a time (a Jacobian holds chunk x outputs x
+        # parameters numbers); column chunks are recomputed for every row chunk, and for
+        # x2=None only the upper block triangle is computed.
+        blocks = {}
+        for i, a in enumerate(c1):
+            ja = jac(params, a)
+            for j, b in enumerate(c2):
+                if x2 is None and j < i:
+                    blocks[i, j] = jnp.transpose(blocks[j, i], (1, 0, 3, 2))
+                    continue
+                jb = ja if (x2 is None and j == i) else jac(params, b)
+                blocks[i, j] = contract(ja, jb)
+                del jb
+            del ja
+        rows = [[blocks[i, j] for j in range(len(c2))] for i in range(len(c1))]
+    rows = [jnp.concatenate(r, axis=1) for r in rows]
     k = jnp.concatenate(rows, axis=0)  # (N1, N2, O, O)
     if tuple(trace_axes) == (-1,):
         k = jnp.trace(k, axis1=2, axis2=3) / k.shape[2]

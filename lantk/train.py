@@ -87,7 +87,8 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
 
 def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         batch_size: int = 128, lr: float = 3e-4, seed: int = 0, probe=None,
-        probe_epochs=(), progress: bool = True) -> TrainResult:
+        probe_epochs=(), probe_batch_size: int | None = 256,
+        progress: bool = True) -> TrainResult:
     """Train a finite network with MSE loss and Adam.
 
     Args:
@@ -99,6 +100,9 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         seed: seeds both the initial weights and the minibatch order.
         probe: optional inputs on which to record the empirical NTK.
         probe_epochs: epochs after which to record it (0 = at initialisation).
+        probe_batch_size: the probe's Jacobians are held this many inputs at a time (see
+            :func:`lantk.empirical.empirical_ntk`); ``None``: all at once (faster, but the
+            memory grows with probe size x parameter count).
         progress: a tqdm bar over epochs.
 
     Returns:
@@ -142,7 +146,8 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
 
             p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p)
             result.probe_ntk[epoch] = np.asarray(
-                empirical_ntk(apply_fn, p64, jnp.asarray(probe, jnp.float64)))
+                empirical_ntk(apply_fn, p64, jnp.asarray(probe, jnp.float64),
+                              batch_size=probe_batch_size))
 
     record_probe(0, params)
     rng = np.random.default_rng(seed)

@@ -57,8 +57,11 @@ def test_empirical_ntk_is_jacobian_inner_product():
     np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, x2), expected, rtol=1e-12)
     np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1),
                                grads(x1) @ grads(x1).T, rtol=1e-12)
-    np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, x2, batch_size=2),
-                               expected, rtol=1e-12)
+    for bs in (1, 2, 3):   # chunks that do and do not divide the batch
+        np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, x2, batch_size=bs),
+                                   expected, rtol=1e-12)
+        np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, batch_size=bs),
+                                   grads(x1) @ grads(x1).T, rtol=1e-12)
 
 
 def test_multi_output_conventions():
@@ -68,6 +71,9 @@ def test_multi_output_conventions():
     _, params = init_fn(jax.random.PRNGKey(2), x.shape)
     full = np.asarray(empirical_ntk(apply_fn, params, x, trace_axes=()))
     assert full.shape == (4, 4, 3, 3)
+    # chunked (mirrored lower blocks carry the output axes swapped): the same kernel
+    np.testing.assert_allclose(empirical_ntk(apply_fn, params, x, trace_axes=(), batch_size=3),
+                               full, rtol=1e-12)
     traced = np.asarray(empirical_ntk(apply_fn, params, x))
     assert traced.shape == (4, 4)
     np.testing.assert_allclose(traced, np.trace(full, axis1=2, axis2=3) / 3, rtol=1e-12)
