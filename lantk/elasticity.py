@@ -154,11 +154,14 @@ def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None) ->
     return s / (s + d)
 
 
-def class_pair_similarity(K, classes):
+def class_pair_similarity(K, classes, diag=None):
     """Mean ``K̃`` over pairs drawn from each pair of (fine) classes, a ``C × C`` table.
 
     The diagonal pairs ``i = j`` are excluded. Returns ``(class_values, table)`` with the
-    classes sorted.
+    classes sorted. ``diag``: the positive self-kernels to normalise by (default: the
+    diagonal of ``K``). A label-aware kernel ``K + λZ`` can have a non-positive diagonal
+    (``Z(x, x)`` of an estimate may be negative); normalising it by the NTK's diagonal keeps
+    the comparison about the off-diagonal structure.
 
     Example:
         >>> import numpy as np
@@ -170,7 +173,7 @@ def class_pair_similarity(K, classes):
     K = check_square_symmetric(as_float_array(K, "K", ndim=2), "K")
     c = _class_labels(classes, "classes")
     check_lengths("K", K.shape[0], "classes", len(c))
-    Kn = normalize_kernel(K)
+    Kn = normalize_kernel(K) if diag is None else normalize_kernel(K, diag, diag)
     vals, idx = np.unique(c, return_inverse=True)
     C = len(vals)
     off = ~np.eye(len(c), dtype=bool)
@@ -235,7 +238,7 @@ def _binary_map(system, fine: np.ndarray, name: str) -> tuple[np.ndarray, dict]:
     return np.array([float(mapping[v]) for v in fine]), mapping
 
 
-def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b):
+def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b, diag=None):
     """Similarity of every pair of fine classes under label systems A and B (spec §6).
 
     Args:
@@ -245,6 +248,9 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b):
         X: the inputs, passed to the factory unchanged.
         fine_labels: ``(n,)`` fine class of each input (e.g. CIFAR-10 class indices).
         system_a, system_b: mapping (or callable) from fine class to ``±1``.
+        diag: self-kernels to normalise by (see :func:`class_pair_similarity`); with a
+            mapping of factories, also a mapping ``{name: diag}`` (names it lacks use their
+            own kernel's diagonal). Default: each kernel's own diagonal.
 
     Returns:
         A :class:`LabelSystemComparison`, or ``{name: LabelSystemComparison}`` for a mapping.
@@ -262,7 +268,9 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b):
         (True, True)
     """
     if isinstance(kernel_factory, Mapping):
-        return {name: compare_label_systems(f, X, fine_labels, system_a, system_b)
+        diags = diag if isinstance(diag, Mapping) else dict.fromkeys(kernel_factory, diag)
+        return {name: compare_label_systems(f, X, fine_labels, system_a, system_b,
+                                            diag=diags.get(name))
                 for name, f in kernel_factory.items()}
     if not callable(kernel_factory):
         raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout lantk)
@@ -276,7 +284,7 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b):
         K = np.asarray(kernel_factory(X, y), dtype=np.float64)
         if K.shape != (n, n):
             raise ValueError(f"kernel_factory returned shape {K.shape}, expected {(n, n)}")
-        out[key] = class_pair_similarity(K, fine)
+        out[key] = class_pair_similarity(K, fine, diag)
     classes = out["a"][0]
     return LabelSystemComparison(classes=classes, sim_a=out["a"][1], sim_b=out["b"][1],
                                  labels_a=map_a, labels_b=map_b)

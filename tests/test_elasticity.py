@@ -98,6 +98,34 @@ def test_class_pair_similarity_table():
     np.testing.assert_allclose(S, S.T)
 
 
+def test_similarity_normalised_by_a_given_diagonal():
+    """K + λZ can have a non-positive diagonal; it is then normalised by the NTK's."""
+    X, fine = _clusters(per=3)
+    H = _rbf(X, X)
+    y = np.where(np.isin(fine, [3, 5]), 1.0, -1.0)
+    Z = oracle_Z(y, y)
+    np.fill_diagonal(Z, -10.0)          # an estimate whose Z(x, x) is very negative
+    K = lantk_kernel(H, Z, 1.0)
+    assert np.diag(K).min() < 0
+    with pytest.raises(ValueError, match="must be positive"):
+        class_pair_similarity(K, fine)
+    d = np.diag(H)
+    cls, S = class_pair_similarity(K, fine, diag=d)
+    i3, i9 = np.flatnonzero(fine == 3), np.flatnonzero(fine == 9)
+    assert S[1, 3] == pytest.approx((K / np.sqrt(np.outer(d, d)))[np.ix_(i3, i9)].mean())
+    A = {3: 1, 5: 1, 1: -1, 9: -1}
+    B = {3: 1, 1: 1, 5: -1, 9: -1}
+
+    def bad(X, yy):
+        Zy = oracle_Z(yy, yy)
+        np.fill_diagonal(Zy, -10.0)
+        return lantk_kernel(H, Zy, 1.0)
+
+    out = compare_label_systems({"ntk": lambda X, yy: H, "bad": bad}, X, fine, A, B,
+                                diag={"bad": d})
+    assert out["ntk"].max_change() == 0.0 and out["bad"].max_change() > 0.1
+
+
 def test_compare_label_systems():
     X, fine = _clusters()
     A = {3: 1, 5: 1, 1: -1, 9: -1}          # {cat, dog} vs {automobile, truck}
