@@ -110,7 +110,7 @@ def test_similarity_normalised_by_a_given_diagonal():
     with pytest.raises(ValueError, match="must be positive"):
         class_pair_similarity(K, fine)
     d = np.diag(H)
-    cls, S = class_pair_similarity(K, fine, diag=d)
+    _cls, S = class_pair_similarity(K, fine, diag=d)
     i3, i9 = np.flatnonzero(fine == 3), np.flatnonzero(fine == 9)
     assert S[1, 3] == pytest.approx((K / np.sqrt(np.outer(d, d)))[np.ix_(i3, i9)].mean())
     A = {3: 1, 5: 1, 1: -1, 9: -1}
