@@ -152,6 +152,12 @@ def test_compare_label_systems():
     assert o.sim_b[k[3], k[1]] > o.sim_a[k[3], k[1]]
     assert len(o.rows()) == 10 and "3 / 5" in str(o)
     assert o.labels_a == {1: -1, 3: 1, 5: 1, 9: -1}
+    gap_a, gap_b = o.label_gap()
+    assert gap_a > 0.1 and gap_b > 0.1   # the oracle pulls together what each system labels alike
+    ga, _gb = out["ntk"].label_gap()      # the agnostic kernel: the same table, regrouped
+    S = out["ntk"].sim_a
+    assert ga == pytest.approx(np.mean([S[k[3], k[5]], S[k[1], k[9]]])
+                               - np.mean([S[k[3], k[1]], S[k[3], k[9]], S[k[5], k[1]], S[k[5], k[9]]]))
     single = compare_label_systems(agnostic, X, fine, A, lambda c: 1 if c in (3, 1) else -1)
     np.testing.assert_allclose(single.sim_a, single.sim_b)
 
