@@ -101,40 +101,30 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
     if not jax.tree_util.tree_leaves(params):
         raise ValueError("params has no trainable leaves")
 
-    bs = x1.shape[0] if batch_size is None else int(batch_size)
-    if bs < 1:
+    bs = None if batch_size is None else int(batch_size)
+    if bs is not None and bs < 1:
         raise ValueError("batch_size must be positive")
     jac = _jitted_jacobian(apply_fn)
-    contract = _contract
 
     def chunks(x):
-        if batch_size is None:
-            return [x]
-        return [x[i:i + bs] for i in range(0, x.shape[0], bs)]
+        return [x] if bs is None else [x[i:i + bs] for i in range(0, x.shape[0], bs)]
 
+    # At most two chunks' Jacobians are alive at a time (a Jacobian holds chunk x outputs x
+    # parameters numbers); column chunks are recomputed for every row chunk, and for x2=None
+    # only the upper block triangle is computed.
     c1 = chunks(x1)
     c2 = c1 if x2 is None else chunks(x2)
-    if len(c1) == 1 and len(c2) == 1:
-        j1 = jac(params, c1[0])
-        rows = [[contract(j1, j1 if x2 is None else jac(params, c2[0]))]]
-    else:
-        # At most two chunks' Jacobians are alive at a time (a Jacobian holds chunk x outputs x
-        # parameters numbers); column chunks are recomputed for every row chunk, and for
-        # x2=None only the upper block triangle is computed.
-        blocks = {}
-        for i, a in enumerate(c1):
-            ja = jac(params, a)
-            for j, b in enumerate(c2):
-                if x2 is None and j < i:
-                    blocks[i, j] = jnp.transpose(blocks[j, i], (1, 0, 3, 2))
-                    continue
-                jb = ja if (x2 is None and j == i) else jac(params, b)
-                blocks[i, j] = contract(ja, jb)
-                del jb
-            del ja
-        rows = [[blocks[i, j] for j in range(len(c2))] for i in range(len(c1))]
-    rows = [jnp.concatenate(r, axis=1) for r in rows]
-    k = jnp.concatenate(rows, axis=0)  # (N1, N2, O, O)
+    blocks = {}
+    for i, a in enumerate(c1):
+        ja = jac(params, a)
+        for j, b in enumerate(c2):
+            if x2 is None and j < i:
+                blocks[i, j] = jnp.transpose(blocks[j, i], (1, 0, 3, 2))
+            else:
+                blocks[i, j] = _contract(ja, ja if (x2 is None and j == i) else jac(params, b))
+        del ja
+    k = jnp.concatenate([jnp.concatenate([blocks[i, j] for j in range(len(c2))], axis=1)
+                         for i in range(len(c1))], axis=0)  # (N1, N2, O, O)
     if tuple(trace_axes) == (-1,):
         k = jnp.trace(k, axis1=2, axis2=3) / k.shape[2]
     return k
