@@ -173,7 +173,7 @@ def class_pair_similarity(K, classes, diag=None):
     K = check_square_symmetric(as_float_array(K, "K", ndim=2), "K")
     c = _class_labels(classes, "classes")
     check_lengths("K", K.shape[0], "classes", len(c))
-    Kn = normalize_kernel(K) if diag is None else normalize_kernel(K, diag, diag)
+    Kn = normalize_kernel(K, diag, diag)
     vals, idx = np.unique(c, return_inverse=True)
     C = len(vals)
     off = ~np.eye(len(c), dtype=bool)
@@ -229,17 +229,16 @@ class LabelSystemComparison:
             >>> [round(g, 2) for g in c.label_gap()]   # A: 0.5 - 0.15; B: 0.1 - 0.35
             [0.35, -0.25]
         """
+        upper = np.triu_indices(len(self.classes), 1)   # pairs of distinct classes
         out = []
         for sim, labels in ((self.sim_a, self.labels_a), (self.sim_b, self.labels_b)):
-            same, diff = [], []
-            for a in range(len(self.classes)):
-                for b in range(a + 1, len(self.classes)):
-                    alike = labels[self.classes[a]] == labels[self.classes[b]]
-                    (same if alike else diff).append(sim[a, b])
-            if not same or not diff:
+            lab = np.array([labels[c] for c in self.classes])
+            alike = (lab[:, None] == lab[None, :])[upper]
+            if alike.all() or not alike.any():
                 raise ValueError("the label gap needs class pairs both with and without a "
                                  "shared label")
-            out.append(float(np.mean(same) - np.mean(diff)))
+            vals = sim[upper]
+            out.append(float(vals[alike].mean() - vals[~alike].mean()))
         return out[0], out[1]
 
     def __str__(self) -> str:
