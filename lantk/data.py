@@ -233,10 +233,14 @@ def largest_balanced(dataset: str, classes, split: str = "train",
     True
     """
     _check_dataset(dataset)
-    _check_split(split)
     cls = [_resolve_class(dataset, c) for c in classes]
-    labels = load(dataset, split, root)[1]
-    return len(cls) * int(min(np.sum(labels == c) for c in cls))
+    counts = _class_counts(dataset, split, root)
+    return len(cls) * int(counts[cls].min())
+
+
+def _class_counts(name: str, split: str, root) -> np.ndarray:
+    """Images per class in a split (length: the dataset's number of classes)."""
+    return np.bincount(load(name, split, root)[1], minlength=len(CLASS_NAMES[name]))
 
 
 def info(root: str | os.PathLike | None = None) -> dict:
@@ -246,12 +250,12 @@ def info(root: str | os.PathLike | None = None) -> dict:
         entry = {}
         for split in SPLITS:
             try:
-                _, y = load(name, split, root)
+                counts = _class_counts(name, split, root)
             except FileNotFoundError as e:
                 entry[split] = {"found": False, "error": str(e)}
                 continue
-            counts = np.bincount(y, minlength=len(CLASS_NAMES[name]))
-            entry[split] = {"found": True, "images": len(y), "per_class": counts.tolist()}
+            entry[split] = {"found": True, "images": int(counts.sum()),
+                            "per_class": counts.tolist()}
         out[name] = entry
     return out
 
