@@ -37,13 +37,18 @@ def _as_batch(x, name):
 
 
 def _jacobian(apply_fn, params, x):
-    """Leaves of d apply_fn(params, x) / d params, each of shape (N, O, *param.shape)."""
+    """Leaves of d apply_fn(params, x) / d params, each of shape (N, O, *param.shape).
 
-    def f(p):
-        out = apply_fn(p, x)
-        return out.reshape(out.shape[0], -1)
+    One reverse pass per example and output (``vmap`` over examples of the Jacobian of a
+    single-example call): the Jacobian of the whole batch at once would run every backward
+    pass over all N examples, N times the work for the same numbers. This assumes the network
+    treats examples independently, as every :mod:`lantk.stax` network does.
+    """
 
-    return jax.tree_util.tree_leaves(jax.jacrev(f)(params))
+    def f(p, xi):
+        return apply_fn(p, xi[None]).reshape(-1)
+
+    return jax.tree_util.tree_leaves(jax.vmap(jax.jacrev(f), in_axes=(None, 0))(params, x))
 
 
 @functools.lru_cache(maxsize=32)
@@ -69,7 +74,8 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
 
     Args:
       apply_fn: ``apply_fn(params, x) -> (N, O)`` (or ``(N,)``), e.g. from
-        :func:`lantk.archs.paper_cnn`.
+        :func:`lantk.archs.paper_cnn`; each example's output must depend on that example
+        alone (true of every :mod:`lantk.stax` network; no batch statistics).
       params: the parameters (any pytree; ``None`` leaves are ignored).
       trace_axes: ``(-1,)`` (default): mean over the output axis, result ``(N1, N2)``;
         ``()``: the per-output kernel ``(N1, N2, O, O)``.

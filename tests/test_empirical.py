@@ -81,6 +81,31 @@ def test_multi_output_conventions():
     np.testing.assert_allclose(ntk_fn(x, None, params), traced, rtol=1e-12)
 
 
+@pytest.mark.parametrize("readout", ["flatten", "gap"])
+def test_per_example_jacobians_match_the_batch_jacobian(readout):
+    """empirical_ntk differentiates one example at a time; for a CNN with two outputs the
+    result equals the contraction of the Jacobian of the whole batch (jax.jacobian)."""
+    rng = _rng(4)
+    x1, x2 = rng.standard_normal((3, 5, 5, 2)), rng.standard_normal((2, 5, 5, 2))
+    last = stax.Flatten() if readout == "flatten" else stax.GlobalAvgPool()
+    init_fn, apply_fn, _ = stax.serial(stax.Conv(3, (3, 3), padding="SAME"), stax.Relu(),
+                                       stax.Conv(4, (2, 2), strides=(2, 2)), stax.Erf(), last,
+                                       stax.Dense(2, b_std=0.5))
+    _, params = init_fn(jax.random.PRNGKey(3), x1.shape)
+
+    def flat_jacobian(x):
+        jac = jax.jacobian(lambda p: apply_fn(p, x))(params)   # leaves (N, O, *param.shape)
+        return np.concatenate([np.asarray(j).reshape(len(x), 2, -1)
+                               for j in jax.tree_util.tree_leaves(jac)], axis=2)
+
+    j1, j2 = flat_jacobian(x1), flat_jacobian(x2)
+    expected = np.einsum("nop,mqp->nmoq", j1, j2)
+    np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, x2, trace_axes=()), expected,
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(empirical_ntk(apply_fn, params, x1, x2, batch_size=2),
+                               np.trace(expected, axis1=2, axis2=3) / 2, rtol=1e-10, atol=1e-12)
+
+
 def test_empirical_bad_inputs():
     rng = _rng(2)
     init_fn, apply_fn, _ = archs.fc(1, width=4)
