@@ -580,6 +580,7 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
     (out_dir / RUN_RECORD).unlink(missing_ok=True)  # no stale record if this run dies
     info_path = out_dir / ".kernel-info.json"
     info_path.unlink(missing_ok=True)
+    (out_dir / "claims.json").unlink(missing_ok=True)  # the claims of this run only
 
     import nbformat
 
@@ -650,9 +651,10 @@ def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: 
     # would starve a second process on the same GPU (a test session, nbval, another run).
     # lantk's progress bars inside cells would end up as stderr text in the rendered book;
     # papermill's bar over the cells reports progress instead.
-    saved = {k: os.environ.get(k)
-             for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE", "TQDM_DISABLE")}
+    saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE",
+                                            "TQDM_DISABLE", "LANTK_RUN_DIR")}
     os.environ.pop("MPLBACKEND", None)
+    os.environ["LANTK_RUN_DIR"] = str(cwd)  # lantk.claims records into this run's folder
     os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
@@ -665,6 +667,10 @@ def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: 
     except PapermillExecutionError as e:
         tb = _strip_ansi("\n".join(e.traceback or []))
         src = (e.source or "").strip()
+        if e.ename == "ClaimFailed":
+            raise ChapterError(f"{name}: a claim of the chapter is false: {e.evalue}\n"
+                               f"--- cell source ---\n{src}\n(the partly executed notebook is "
+                               f"{notebook})") from None
         raise ChapterError(
             f"{name}: cell In [{e.exec_count}] failed with "
             f"{e.ename}: {e.evalue}\n--- cell source ---\n{src}\n--- traceback ---\n{tb}\n"
