@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from lantk import label_aware
 from lantk._checks import Labels, encode_labels
 from lantk.archs import two_layer_relu_kernel
-from lantk.regression import _check_rho, _solve_validated
+from lantk.regression import _check_rho, _solve_validated, predict_labels
 
 __all__ = ["VARIANTS", "LANTKClassifier", "two_layer_relu_ntk"]
 
@@ -239,8 +239,10 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
         return np.asarray(K @ self.dual_coef_, dtype=np.float64)
 
     def predict(self, X):
-        """Predicted class labels: ``sign`` of the decision (binary) or its ``argmax``."""
+        """Predicted class labels: ``sign`` of the decision (binary; ``f = 0`` gives the
+        positive class ``classes_[1]``, as :func:`lantk.regression.predict_labels` gives +1) or
+        its ``argmax``."""
         f = self.decision_function(X)
         if f.ndim == 1:
-            return self.classes_[(f > 0).astype(int)]
+            return self.classes_[(predict_labels(f) > 0).astype(int)]
         return self.classes_[np.argmax(f, axis=1)]

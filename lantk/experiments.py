@@ -146,9 +146,8 @@ def _predict(task, H, H_pred, Z_tr=None, Z_pred=None, c=0.0, rho=0.0):
 
 
 def _correct(y, f):
-    f = np.asarray(f)
-    pred = np.sign(f) if f.ndim == 1 else np.argmax(f, axis=1)
-    return (pred == np.asarray(y)).astype(np.int8)
+    # one rule for f = 0 in the whole package: regression.predict_labels (+1)
+    return (regression.predict_labels(f) == np.asarray(y)).astype(np.int8)
 
 
 def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS + ("oracle",),

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 
 from lantk._checks import no_progress
+from lantk.regression import predict_labels
 
 __all__ = ["TrainResult", "fit", "predict"]
 
@@ -73,7 +74,7 @@ def _targets(y: np.ndarray):
 
 def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
     if binary:
-        return float(np.mean(np.sign(out[:, 0]) == y))
+        return float(np.mean(predict_labels(out[:, 0]) == y))  # f = 0 counts as +1
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 

@@ -207,3 +207,18 @@ def test_module_docstring_example_runs():
 
     res = doctest.testmod(regression)
     assert res.failed == 0 and res.attempted > 0
+
+
+def test_a_zero_decision_is_the_positive_class_everywhere():
+    """One rule for f = 0: regression, the experiment protocol, training and the classifier."""
+    from lantk import classifier, experiments, train
+    from lantk.regression import predict_labels
+
+    f = np.array([0.0, -0.0, 1.0, -1.0])
+    assert predict_labels(f).tolist() == [1.0, 1.0, 1.0, -1.0]
+    assert experiments._correct(np.array([1.0, 1.0, 1.0, -1.0]), f).tolist() == [1, 1, 1, 1]
+    assert train._accuracy(f[:, None], np.array([1.0, 1.0, 1.0, -1.0]), True) == 1.0
+    clf = classifier.LANTKClassifier(variant="ntk")
+    clf.classes_ = np.array(["neg", "pos"])
+    clf.decision_function = lambda X: f
+    assert clf.predict(None).tolist() == ["pos", "pos", "pos", "neg"]
