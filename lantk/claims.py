@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["PAPER_CLAIMS", "ClaimFailed", "PaperClaim", "VERDICTS", "check", "claims_table",
-           "decide", "load_claims", "verdict"]
+           "decide", "invariants_table", "load_claims", "markdown", "verdict"]
 
 CLAIMS_FILE = "claims.json"
 RUN_DIR_ENV = "LANTK_RUN_DIR"
@@ -275,3 +275,33 @@ def claims_table(runs_dir):
                 "verdict": e["verdict"] if e else "not run",
             })
     return pd.DataFrame(rows)
+
+
+def invariants_table(runs_dir):
+    """The invariants the chapters checked in this build: one row per chapter, with how many
+    were checked and how many held (a false one fails its chapter, so all hold in a build)."""
+    import pandas as pd
+
+    rows: dict = {}
+    for e in load_claims(runs_dir):
+        if e.get("kind") != "check":
+            continue
+        r = rows.setdefault(e["chapter"], {"chapter": e["chapter"], "checked": 0, "held": 0})
+        r["checked"] += 1
+        r["held"] += bool(e["holds"])
+    return pd.DataFrame(list(rows.values()), columns=["chapter", "checked", "held"])
+
+
+def markdown(df) -> str:
+    """A DataFrame as a Markdown table (``|`` in cells escaped) for ``IPython.display``."""
+    if len(df) == 0:
+        return "*Nothing is recorded yet.*"
+    cols = [str(c) for c in df.columns]
+
+    def cell(v):
+        return str(v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in df.itertuples(index=False)]
+    return "\n".join(lines)
