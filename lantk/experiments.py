@@ -3,7 +3,9 @@
 A *method* turns train/validation/test kernel blocks into test predictions. The label-aware
 methods choose their strength ``c`` on the validation split (carved from the training set),
 never on the test set. Differences between methods are reported as paired differences on the
-same test points, with a confidence interval.
+same test points, with a confidence interval: :func:`paired_difference` for one class pair
+(the test point is the unit, repeats over seeds averaged per point first) and
+:func:`pooled_paired_difference` over several pairs (the pair is the unit).
 
 Example:
     >>> import numpy as np
@@ -25,7 +27,8 @@ from scipy import stats
 from lantk import label_aware, regression
 
 __all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods", "kernel_blocks",
-           "paired_difference", "unit_norm", "width_sweep"]
+           "nth_correction_draws", "paired_difference", "pooled_paired_difference",
+           "same_test_points", "unit_norm", "width_sweep"]
 
 HR_METHODS = ("kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2")
 
@@ -204,22 +207,135 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
     return out
 
 
+def same_test_points(task, reference):
+    """``task`` with the test images of ``reference`` (same dataset and classes), preprocessed
+    with ``task``'s own training statistics, so that several seeds score the same test points.
+
+    A seed chooses the training, validation *and* test images of a task
+    (:func:`lantk.data.binary_task`); repeating a method over seeds on the same test points
+    needs the test split held fixed while the rest varies. The result's test rows are in
+    ``reference``'s order, so correctness arrays of the seeds line up point by point.
+    """
+    from lantk import data
+
+    if (task.dataset, tuple(task.classes)) != (reference.dataset, tuple(reference.classes)):
+        raise ValueError(f"the reference task is {reference.dataset} {reference.classes}, this one "
+                         f"{task.dataset} {task.classes}: test points can only be shared by tasks "
+                         "on the same classes")
+    std, flat = bool(task.config.get("standardize")), bool(task.config.get("flatten"))
+    x_tr_all = data.load(task.dataset, "train")[0]
+    _, stats = data.preprocess(x_tr_all[task.idx_train], standardize=std, flatten=flat)
+    x_te_all = data.load(task.dataset, "test")[0]
+    X_test, _ = data.preprocess(x_te_all[reference.idx_test], standardize=std, flatten=flat,
+                                stats=stats)
+    return dataclasses.replace(task, X_test=X_test, y_test=np.array(reference.y_test),
+                               idx_test=np.array(reference.idx_test),
+                               config={**task.config, "test_seed": reference.config.get("seed")})
+
+
+def _repeats(x, name):
+    x = np.asarray(x, np.float64)
+    if x.ndim == 1:
+        x = x[None]
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 0/1 correctness shaped (test points,) or (repeats, test "
+                         f"points), got shape {x.shape}")
+    return x
+
+
+def _t_interval(d, level):
+    n = len(d)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n)
+    m = float(d.mean())
+    return m, m - float(half), m + float(half)
+
+
 def paired_difference(correct_a, correct_b, level: float = 0.95) -> dict:
     """Mean paired difference of two methods' 0/1 correctness on the same test points.
 
-    The interval is the t-interval of the per-point differences (each point counts once; pool
-    points from several seeds or class pairs by concatenating them).
+    ``correct_a`` and ``correct_b`` are shaped ``(test points,)`` or ``(repeats, test points)``:
+    row ``r`` of both is repeat ``r`` (a seed: training images, network initialisation) scored
+    on the *same* test points, in the same order. The test point is the unit: the differences
+    are averaged over the repeats of each point first, then the t-interval of those per-point
+    means is taken. Counting a point once per repeat as if the repeats were independent points
+    would shrink the interval by up to ``√repeats`` without new test images.
 
     Returns:
-        ``{"mean", "low", "high", "n"}``.
+        ``{"mean", "low", "high", "n" (test points), "repeats", "level"}``.
+
+    Raises:
+        ValueError: the shapes differ, are not 1-d or 2-d, or there are fewer than two points.
     """
-    a = np.asarray(correct_a, np.float64)
-    b = np.asarray(correct_b, np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired results need equal 1-d shapes, got {a.shape} and {b.shape}")
-    if len(a) < 2:
+    a, b = _repeats(correct_a, "correct_a"), _repeats(correct_b, "correct_b")
+    if a.shape != b.shape:
+        raise ValueError(f"paired results need equal shapes (repeats, test points), got "
+                         f"{np.shape(correct_a)} and {np.shape(correct_b)}")
+    if a.shape[1] < 2:
         raise ValueError("need at least two paired test points")
-    d = a - b
-    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return {"mean": float(d.mean()), "low": float(d.mean() - half), "high": float(d.mean() + half),
-            "n": len(d)}
+    if a.shape[0] < 1:
+        raise ValueError("need at least one repeat")
+    m, lo, hi = _t_interval((a - b).mean(axis=0), level)
+    return {"mean": m, "low": lo, "high": hi, "n": a.shape[1], "repeats": a.shape[0],
+            "level": level}
+
+
+def pooled_paired_difference(groups, level: float = 0.95) -> dict:
+    """Paired difference pooled over groups of test points (class pairs), two-stage.
+
+    ``groups`` is a list of ``(correct_a, correct_b)``, one per class pair, each as in
+    :func:`paired_difference` (a pair may have its own number of test points and repeats).
+    The estimate is the unweighted mean of the per-pair mean differences (every pair counts
+    the same, as in an average over the pairs of a table). Its interval is the t-interval of
+    those per-pair means, with ``pairs − 1`` degrees of freedom: the class pair is the unit
+    of replication of a claim about class pairs, and the spread of the per-pair means holds
+    both the between-pair variation and each pair's own test-point noise (a random-effects
+    model, estimated from the pair means). Concatenating the points of all pairs instead would
+    treat pairs of very different difficulty as one population of exchangeable points.
+
+    With a single pair there is no between-pair variation to estimate: the result is that
+    pair's :func:`paired_difference` (``"pairs": 1``).
+
+    Returns:
+        ``{"mean", "low", "high", "n" (test points, all pairs), "pairs", "level",
+        "pair_means", "within_low", "within_high"}``; ``within_*`` is the stratified interval
+        that holds the pairs fixed (only the test-point noise, normal approximation), for
+        comparison.
+    """
+    groups = list(groups)
+    if not groups:
+        raise ValueError("pooled_paired_difference needs at least one (correct_a, correct_b) group")
+    per = [paired_difference(a, b, level) for a, b in groups]
+    if len(per) == 1:
+        return {**per[0], "pairs": 1, "pair_means": [per[0]["mean"]],
+                "within_low": per[0]["low"], "within_high": per[0]["high"]}
+    means = np.array([p["mean"] for p in per])
+    m, lo, hi = _t_interval(means, level)
+    # stratified (pairs fixed): var of the mean of pair means = Σ se_p² / P²
+    z = stats.norm.ppf(0.5 + level / 2)
+    se_p = np.array([(p["high"] - p["low"]) / 2 / stats.t.ppf(0.5 + level / 2, p["n"] - 1)
+                     for p in per])
+    within = z * np.sqrt(np.sum(se_p**2)) / len(per)
+    return {"mean": m, "low": lo, "high": hi, "n": int(sum(p["n"] for p in per)),
+            "pairs": len(per), "level": level, "pair_means": means.tolist(),
+            "within_low": m - float(within), "within_high": m + float(within)}
+
+
+def nth_correction_draws(X_train, y, X_test, *, width, samples: int, seeds) -> np.ndarray:
+    """Independent Monte Carlo estimates of the LANTK-NTH correction ``K_t − K`` at ``t = ∞``.
+
+    One estimate per seed (:func:`lantk.nth.nth_kernel` with ``samples`` neurons drawn from that
+    seed), train rows then test rows: an array ``(len(seeds), n + b, n)``. The spread over
+    seeds is the Monte Carlo error of one estimate, which should shrink as ``1/√samples``.
+    """
+    from lantk import nth
+
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2:
+        raise ValueError("give at least two seeds: the spread between them is the point")
+    H = nth.two_layer_ntk(X_train)
+    Ht = nth.two_layer_ntk(X_test, X_train)
+    out = []
+    for s in seeds:
+        K, Kt = nth.nth_kernel(X_train, y, X_test, width=width, samples=samples, seed=s)
+        out.append(np.vstack([K - H, Kt - Ht]))
+    return np.stack(out)

@@ -10,12 +10,112 @@ def test_paired_difference_matches_paired_t_interval():
     a = (rng.random(200) < 0.8).astype(int)
     b = (rng.random(200) < 0.7).astype(int)
     d = experiments.paired_difference(a, b)
-    assert d["mean"] == pytest.approx((a - b).mean())
+    assert d["mean"] == pytest.approx((a - b).mean()) and d["n"] == 200 and d["repeats"] == 1
     # the same interval from scipy's one-sample t-test on the differences
     ci = stats.ttest_1samp(a - b, 0.0).confidence_interval(0.95)
     assert d["low"] == pytest.approx(ci.low) and d["high"] == pytest.approx(ci.high)
-    with pytest.raises(ValueError, match="equal 1-d shapes"):
-        experiments.paired_difference(a, b[:-1])
+
+
+def test_paired_difference_shape_errors_are_clear():
+    a = np.ones((3, 10)); b = np.zeros((3, 10))
+    with pytest.raises(ValueError, match="equal shapes"):
+        experiments.paired_difference(a, b[:, :-1])
+    with pytest.raises(ValueError, match="equal shapes"):
+        experiments.paired_difference(a, b[:2])            # repeats differ
+    with pytest.raises(ValueError, match=r"\(repeats, test points\)"):
+        experiments.paired_difference(a[None], b[None])     # 3-d
+    with pytest.raises(ValueError, match="two paired test points"):
+        experiments.paired_difference(a[:, :1], b[:, :1])
+
+
+def test_identical_repeats_give_the_one_repeat_interval():
+    rng = np.random.default_rng(1)
+    a = (rng.random(150) < 0.8).astype(int)
+    b = (rng.random(150) < 0.6).astype(int)
+    one = experiments.paired_difference(a, b)
+    three = experiments.paired_difference(np.tile(a, (3, 1)), np.tile(b, (3, 1)))
+    for k in ("mean", "low", "high", "n"):
+        assert three[k] == pytest.approx(one[k])
+    assert three["repeats"] == 3
+    # concatenating the repeats as if they were new test points would shrink the interval
+    naive = experiments.paired_difference(np.tile(a, 3), np.tile(b, 3))
+    assert naive["high"] - naive["low"] < 0.6 * (one["high"] - one["low"])
+
+
+def test_repeats_are_averaged_per_test_point():
+    rng = np.random.default_rng(2)
+    a = (rng.random((4, 60)) < 0.7).astype(int)
+    b = (rng.random((4, 60)) < 0.5).astype(int)
+    d = experiments.paired_difference(a, b)
+    ci = stats.ttest_1samp((a - b).mean(axis=0), 0.0).confidence_interval(0.95)
+    assert d["mean"] == pytest.approx((a - b).mean())
+    assert d["low"] == pytest.approx(ci.low) and d["high"] == pytest.approx(ci.high)
+    assert d["n"] == 60 and d["repeats"] == 4
+
+
+def _pair(rng, n, p_a, p_b, repeats=1):
+    return ((rng.random((repeats, n)) < p_a).astype(int), (rng.random((repeats, n)) < p_b).astype(int))
+
+
+def test_pooled_interval_carries_between_pair_variation():
+    rng = np.random.default_rng(3)
+    # five pairs whose true differences range from -0.3 to +0.4
+    groups = [_pair(rng, 200, 0.5 + delta / 2, 0.5 - delta / 2)
+              for delta in (-0.3, -0.1, 0.05, 0.2, 0.4)]
+    pooled = experiments.pooled_paired_difference(groups)
+    naive = experiments.paired_difference(np.concatenate([a[0] for a, _ in groups]),
+                                          np.concatenate([b[0] for _, b in groups]))
+    means = [(a - b).mean() for a, b in groups]
+    assert pooled["mean"] == pytest.approx(np.mean(means)) and pooled["pairs"] == 5
+    assert pooled["n"] == 1000
+    ci = stats.ttest_1samp(means, 0.0).confidence_interval(0.95)
+    assert pooled["low"] == pytest.approx(ci.low) and pooled["high"] == pytest.approx(ci.high)
+    assert pooled["high"] - pooled["low"] > 2 * (naive["high"] - naive["low"])
+    # the stratified interval (pairs fixed) holds the test-point noise only: close to naive
+    assert pooled["within_high"] - pooled["within_low"] < pooled["high"] - pooled["low"]
+
+
+def test_pooled_interval_equal_pairs_and_single_pair():
+    rng = np.random.default_rng(4)
+    a, b = _pair(rng, 120, 0.8, 0.6, repeats=2)
+    one = experiments.paired_difference(a, b)
+    single = experiments.pooled_paired_difference([(a, b)])
+    assert single["pairs"] == 1
+    assert (single["low"], single["high"]) == pytest.approx((one["low"], one["high"]))
+    # two pairs with identical results: no between-pair spread, a zero-width interval
+    twin = experiments.pooled_paired_difference([(a, b), (a, b)])
+    assert twin["low"] == pytest.approx(one["mean"]) and twin["high"] == pytest.approx(one["mean"])
+    with pytest.raises(ValueError, match="at least one"):
+        experiments.pooled_paired_difference([])
+    with pytest.raises(ValueError, match="equal shapes"):
+        experiments.pooled_paired_difference([(a, b), (a, b[:, :-1])])
+
+
+def test_same_test_points_across_seeds():
+    t0 = data.binary_task("digits", classes=(3, 5), n_train=40, n_val=10, n_test=30, seed=0)
+    t1 = data.binary_task("digits", classes=(3, 5), n_train=40, n_val=10, n_test=30, seed=1)
+    assert not np.array_equal(t0.idx_test, t1.idx_test)          # a seed picks other test images
+    s1 = experiments.same_test_points(t1, t0)
+    assert np.array_equal(s1.idx_test, t0.idx_test) and np.array_equal(s1.y_test, t0.y_test)
+    assert np.allclose(s1.X_test, t0.X_test)                      # no standardisation: same pixels
+    assert np.array_equal(s1.idx_train, t1.idx_train) and np.allclose(s1.X_train, t1.X_train)
+    with pytest.raises(ValueError, match="same classes"):
+        experiments.same_test_points(t1, data.binary_task("digits", classes=(3, 6), n_train=10,
+                                                          n_test=10))
+
+
+def test_nth_correction_draws_are_independent_monte_carlo_estimates():
+    task = experiments.unit_norm(data.binary_task("digits", classes=(3, 5), n_train=20, n_test=4, seed=0))
+    draws = experiments.nth_correction_draws(task.X_train, task.y_train, task.X_test, width=50,
+                                             samples=50, seeds=[0, 1, 2])
+    assert draws.shape == (3, 24, 20)
+    assert not np.allclose(draws[0], draws[1])                   # other seeds, other neurons
+    again = experiments.nth_correction_draws(task.X_train, task.y_train, task.X_test, width=50,
+                                             samples=50, seeds=[0, 1])
+    assert np.allclose(again[0], draws[0])
+    with pytest.raises(ValueError, match="two seeds"):
+        experiments.nth_correction_draws(task.X_train, task.y_train, task.X_test, width=50,
+                                         samples=50, seeds=[0])
 
 
 def _rbf_blocks(task, gamma=0.02):
