@@ -238,15 +238,18 @@ def verdict(claim_id: str, estimate: float, low: float, high: float, *, scale: s
 
 
 def load_claims(runs_dir) -> list[dict]:
-    """Every record under ``runs_dir`` (``runs/<profile>``), each with its ``chapter``."""
+    """Every record of the chapters' default runs under ``runs_dir`` (``runs/<profile>``:
+    ``<chapter>/default/claims.json``), each with its ``chapter``."""
+    from lantk.runner import DEFAULT_RUN
+
     out = []
-    for path in sorted(Path(runs_dir).glob(f"*/{CLAIMS_FILE}")):
+    for path in sorted(Path(runs_dir).glob(f"*/{DEFAULT_RUN}/{CLAIMS_FILE}")):
         try:
             entries = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON ({e}); rerun its chapter") from None
         for e in entries:
-            out.append({"chapter": path.parent.name, **e})
+            out.append({"chapter": path.parent.parent.name, **e})
     return out
 
 

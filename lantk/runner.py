@@ -81,6 +81,8 @@ __all__ = [
 PROFILES = ("quick", "paper")
 KERNEL_NAME = "python3"
 RUN_RECORD = "run.json"
+DEFAULT_RUN = "default"  # runs/<profile>/<chapter>/default: the run with the chapter's defaults
+RUN_PARAMS_ENV = "LANTK_RUN_PARAMETERS"  # the run's parameters (JSON), for save_table
 RUNS_DIR = "runs"
 BUILD_DIR = "_build"
 BOOK_DIR = "book"
@@ -111,6 +113,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours umask
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -119,6 +122,18 @@ def _atomic_write_bytes(path: Path, data: bytes) -> Path:
             pass
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (a temporary file renamed into place), with the
+    permissions a plain ``open`` would give under the current umask."""
+    return _atomic_write_bytes(Path(path), data.encode() if isinstance(data, str) else data)
 
 
 def _to_jsonable(obj):
@@ -130,7 +145,7 @@ def _to_jsonable(obj):
     if obj is None or isinstance(obj, (bool, int, str)):
         return obj
     if isinstance(obj, float):
-        return obj if math.isfinite(obj) else repr(obj)  # JSON has no NaN / inf
+        return obj if math.isfinite(obj) else None  # JSON has no NaN / inf: null
     if isinstance(obj, Path):
         return str(obj)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -169,6 +184,35 @@ def device_info() -> dict:
         "machine": platform.machine(),
         "python": platform.python_version(),
     }
+
+
+def versions() -> dict:
+    """Versions of what produced a run: Python, JAX and jaxlib (and the CUDA JAX was built
+    for, when a GPU is used), NumPy, SciPy, scikit-learn, lantk and the hash of its sources."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("jax", "jaxlib", "numpy", "scipy", "scikit-learn", "optax", "papermill"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = None
+    for dist in ("jax-cuda12-plugin", "jax-cuda13-plugin"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            pass
+    try:
+        import jax
+
+        if jax.devices()[0].platform == "gpu":
+            from jax._src.lib import cuda_versions  # absent on CPU-only builds
+            out["cuda"] = str(cuda_versions.cuda_runtime_get_version()) if cuda_versions else None
+    except Exception:  # noqa: BLE001 - a version probe must never fail a run
+        pass
+    out["lantk"] = _lantk_version()
+    out["lantk_source_sha256"] = lantk_source_hash()
+    return out
 
 
 def _process_start_time() -> float:
@@ -228,7 +272,7 @@ def save_results(name: str, obj, output_dir=".", *, config: dict | None = None,
         "device": device_info() if device else None,
         "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
-    data = json.dumps(record, indent=2, sort_keys=False) + "\n"
+    data = json.dumps(record, indent=2, sort_keys=False, allow_nan=False) + "\n"
     _atomic_write_bytes(path, data.encode())
 
 
@@ -257,15 +301,27 @@ def save_table(name: str, columns, rows=None, output_dir=".") -> None:
     else:
         header = list(columns)
         body = [[r[h] for h in header] if isinstance(r, dict) else list(r) for r in rows]
+    header = list(header)
+    extra = {k: v for k, v in _run_parameters().items() if k not in header}
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
+    w.writerow(header + list(extra))
+    tail = [v if isinstance(v, (int, float, str)) or v is None else json.dumps(v)
+            for v in _to_jsonable(list(extra.values()))]
     for r in body:
         r = list(_to_jsonable(list(r)))
         if len(r) != len(header):
             raise ValueError(f"row {r} has {len(r)} values for {len(header)} columns {header}")
-        w.writerow(r)
+        w.writerow(r + tail)
     _atomic_write_bytes(_results_path(name, output_dir, ".csv"), buf.getvalue().encode())
+
+
+def _run_parameters() -> dict:
+    """The parameters of the run this kernel executes (set by :func:`run_chapter`), else {}."""
+    try:
+        return dict(json.loads(os.environ.get(RUN_PARAMS_ENV) or "{}"))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return {}
 
 
 def save_figure(fig, name: str, output_dir=".", formats=("png",), dpi: int = 150) -> None:
@@ -285,6 +341,7 @@ def _write_kernel_info(path) -> None:
     """Called by the cell the runner appends to every chapter (and removes afterwards)."""
     info = device_info()
     info["lantk_version"] = _lantk_version()
+    info["versions"] = versions()
     info["kernel_started"] = _process_start_time()
     _atomic_write_bytes(Path(path), (json.dumps(info, indent=2) + "\n").encode())
 
@@ -445,8 +502,14 @@ def _data_root_marker() -> str:
     from lantk import data
 
     root = data.data_root(None)
-    found = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
-    return f"{root} {found}"
+    if not root.is_dir():
+        return f"{root} (none)"
+    h = hashlib.sha256(str(root).encode())
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            h.update(f"{p.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return f"{root} {h.hexdigest()}"
 
 
 def cache_key(source_sha: str, parameters: dict, profile: str, lantk_sha: str,
@@ -472,11 +535,11 @@ def _summarises_runs(nb) -> bool:
 def _runs_digest(runs_dir: Path, exclude: str) -> str:
     """Hash of the other chapters' run records: a summary chapter depends on them."""
     h = hashlib.sha256()
-    for rec in sorted(Path(runs_dir).glob(f"*/{RUN_RECORD}")):
-        if rec.parent.name == exclude:
+    for rec in sorted(Path(runs_dir).glob(f"*/{DEFAULT_RUN}/{RUN_RECORD}")):
+        if rec.parent.parent.name == exclude:
             continue
         data = read_record(rec.parent) or {}
-        h.update(rec.parent.name.encode() + b"\0" + str(data.get("key")).encode() + b"\0"
+        h.update(rec.parent.parent.name.encode() + b"\0" + str(data.get("key")).encode() + b"\0"
                  + str(data.get("finished")).encode() + b"\n")
     return h.hexdigest()
 
@@ -509,25 +572,65 @@ def _rel(path: Path, root: Path | None) -> str:
         return str(path)
 
 
+def run_slug(given: dict) -> str:
+    """The folder name of a run: ``default`` for the chapter's own parameters, else the
+    parameters that differ (readable) and a short hash of them (``seed=2-c=0.1-3fa9c2``)."""
+    diff = {k: v for k, v in sorted(given.items()) if k != "profile"}
+    if not diff:
+        return DEFAULT_RUN
+    digest = _sha256(json.dumps(_to_jsonable(diff), sort_keys=True).encode())[:6]
+    readable = "-".join(f"{k}={json.dumps(_to_jsonable(v), separators=(',', ':'))}"
+                        for k, v in diff.items())
+    readable = re.sub(r"[^A-Za-z0-9_.,=+-]+", "_", readable).strip("_")[:80]
+    return f"{readable}-{digest}"
+
+
+def _clear_run_folder(out_dir: Path, name: str) -> None:
+    """Empty ``out_dir`` before a run: an earlier run's files must not sit next to a new,
+    possibly partial one. Only a folder that holds a run of this chapter (or nothing) is
+    cleared; any other non-empty folder is refused."""
+    if not out_dir.exists():
+        return
+    entries = list(out_dir.iterdir())
+    if not entries:
+        return
+    if not ((out_dir / RUN_RECORD).exists() or (out_dir / f"{name}.ipynb").exists()):
+        raise ParameterError(f"{out_dir} holds files that are not a run of {name}: choose an "
+                             f"empty folder or one an earlier run of {name} wrote")
+    for p in entries:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
 def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick", *,
                 out_dir=None, root=None, force: bool = False, progress: bool = True,
-                quiet: bool = False, extra_key: str = "") -> RunResult:
+                quiet: bool = False, extra_key: str = "", log_output: bool = False) -> RunResult:
     """Execute one chapter (unless its cache key is unchanged) and return what happened.
+
+    Each set of parameters has its own folder, ``runs/<profile>/<chapter>/<slug>/``:
+    ``default`` for the chapter's defaults (what the book shows), else the parameters that
+    differ from them and a short hash (:func:`run_slug`), so a sweep keeps every run and the
+    same parameters again are a cache hit. The folder is emptied before the run; ``run.json``
+    is written last, with ``status`` ``"ok"`` or ``"failed"``, so a failed or interrupted run
+    never looks complete.
 
     Args:
         chapter: a chapter name (``"intro"``) or its source path.
         parameters: overrides for the chapter's parameters cell; unknown names are refused.
         profile: ``"quick"`` or ``"paper"``; passed to the chapter as ``profile``.
-        out_dir: where to write (default ``<root>/runs/<profile>/<chapter>``).
+        out_dir: where to write (default ``<root>/runs/<profile>/<chapter>/<slug>``).
         root: the book's root (default: found from the chapter's path / current folder).
         force: execute even when the cache key matches.
         progress: papermill's progress bar.
         quiet: no messages on stderr.
         extra_key: more text for the cache key.
+        log_output: stream the cells' output to the terminal (papermill's ``log_output``).
 
     Raises:
-        ParameterError: unknown parameter, or no parameters cell / no ``profile`` or
-            ``output_dir`` in it.
+        ParameterError: unknown parameter, a value of the wrong type, or no parameters cell /
+            no ``profile`` or ``output_dir`` in it.
         ChapterError: a cell raised (the message has the cell's error and traceback).
     """
     if profile not in PROFILES:
@@ -556,16 +659,17 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
     # a value equal to the chapter's default changes nothing: same key, same notebook
     given = {k: v for k, v in given.items() if k == "profile" or declared[k] != v}
 
-    out_dir = Path(out_dir) if out_dir is not None else root / RUNS_DIR / profile / name
-    out_dir = out_dir.resolve()
+    slug = run_slug(given)
+    out_dir = (Path(out_dir) if out_dir is not None
+               else root / RUNS_DIR / profile / name / slug).resolve()
     notebook = out_dir / f"{name}.ipynb"
 
     source_bytes = source.read_bytes()
     source_sha, lantk_sha = _sha256(source_bytes), lantk_source_hash()
     if _summarises_runs(nb):
-        extra_key = extra_key + _runs_digest(out_dir.parent, exclude=name)
-    # chapters choose their dataset by what the data root holds: a run made with CIFAR-10
-    # found must not stand in for one made without it
+        extra_key = extra_key + _runs_digest(root / RUNS_DIR / profile, exclude=name)
+    # chapters choose their dataset by what the data root holds, and read its files: a run
+    # made with other data files must not stand in for this one
     extra_key = extra_key + "|data root: " + _data_root_marker()
     key = cache_key(source_sha, given, profile, lantk_sha, extra_key)
 
@@ -576,11 +680,10 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
              f"(ran {record.get('started', '?')}, {record.get('wall_time_s', 0):.1f} s)", quiet)
         return RunResult(name, "cached", notebook, out_dir, record)
 
+    _clear_run_folder(out_dir, name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RUN_RECORD).unlink(missing_ok=True)  # no stale record if this run dies
-    info_path = out_dir / ".kernel-info.json"
-    info_path.unlink(missing_ok=True)
-    (out_dir / "claims.json").unlink(missing_ok=True)  # the claims of this run only
+    # per-run bookkeeping file: two runs never share it
+    info_path = out_dir / f".kernel-info-{os.getpid()}-{time.monotonic_ns()}.json"
 
     import nbformat
 
@@ -593,12 +696,35 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
         metadata={"tags": [_KERNEL_INFO_TAG, "remove-cell"]})
     nb.cells.append(info_cell)
     run_params = dict(given, output_dir=str(out_dir))
+    all_params = {k: v for k, v in {**declared, **given}.items() if k != "output_dir"}
 
     _say(f"lantk: executing {_rel(source, root)} (profile {profile}) -> "
          f"{_rel(out_dir, root)}/", quiet)
     started = _dt.datetime.now(_dt.UTC)
     t0 = time.perf_counter()
-    executed = _execute(nb, notebook, run_params, out_dir, progress and not quiet, name)
+    record = {
+        "chapter": name,
+        "source": _rel(source, root),
+        "profile": profile,
+        "run": slug,
+        "parameters": _to_jsonable(given),
+        "all_parameters": _to_jsonable(all_params),
+        "key": key,
+        "source_sha256": source_sha,
+        "lantk_sha256": lantk_sha,
+        "started": started.isoformat(timespec="seconds"),
+        "notebook": notebook.name,
+        "kernel": KERNEL_NAME,
+    }
+    try:
+        executed = _execute(nb, notebook, run_params, out_dir, progress and not quiet, name,
+                            all_params, log_output)
+    except ChapterError as e:
+        record.update(status="failed", error=str(e).splitlines()[0],
+                      wall_time_s=round(time.perf_counter() - t0, 3))
+        info_path.unlink(missing_ok=True)
+        _atomic_write_bytes(out_dir / RUN_RECORD, (json.dumps(record, indent=2) + "\n").encode())
+        raise
     wall = time.perf_counter() - t0
     finished = _dt.datetime.now(_dt.UTC)
 
@@ -613,36 +739,27 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
 
     import papermill
 
-    record = {
-        "chapter": name,
-        "source": _rel(source, root),
-        "profile": profile,
-        "parameters": _to_jsonable(given),
-        "key": key,
-        "source_sha256": source_sha,
-        "lantk_sha256": lantk_sha,
+    record.update({
         "lantk_version": kernel.get("lantk_version") or _lantk_version(),
         "status": "ok",
-        "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "wall_time_s": round(wall, 3),
         "device": kernel.get("describe", "unknown"),
         "device_info": kernel,
-        "notebook": notebook.name,
+        "versions": kernel.get("versions", {}),
         "papermill_version": papermill.__version__,
-        "kernel": KERNEL_NAME,
-        # what this run wrote (older files in the folder are not the run's)
+        # what this run wrote (the folder was emptied before it)
         "files": sorted(p.name for p in out_dir.iterdir()
-                        if p.is_file() and not p.name.startswith(".") and p.name != RUN_RECORD
-                        and p.stat().st_mtime >= started.timestamp() - 1),
-    }
+                        if p.is_file() and not p.name.startswith(".") and p.name != RUN_RECORD),
+    })
     _atomic_write_bytes(out_dir / RUN_RECORD, (json.dumps(record, indent=2) + "\n").encode())
     _say(f"lantk: {name} done in {wall:.1f} s on {record['device']}; notebook "
          f"{_rel(notebook, root)}", quiet)
     return RunResult(name, "executed", notebook, out_dir, record)
 
 
-def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: str):
+def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: str,
+             all_params: dict | None = None, log_output: bool = False):
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
@@ -652,15 +769,17 @@ def _execute(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: 
     # lantk's progress bars inside cells would end up as stderr text in the rendered book;
     # papermill's bar over the cells reports progress instead.
     saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE",
-                                            "TQDM_DISABLE", "LANTK_RUN_DIR")}
+                                            "TQDM_DISABLE", "LANTK_RUN_DIR",
+                                            RUN_PARAMS_ENV)}
     os.environ.pop("MPLBACKEND", None)
     os.environ["LANTK_RUN_DIR"] = str(cwd)  # lantk.claims records into this run's folder
+    os.environ[RUN_PARAMS_ENV] = json.dumps(_to_jsonable(all_params or {}))  # CSV columns
     os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         return pm.execute_notebook(
             nb, str(notebook), parameters=params, kernel_name=KERNEL_NAME, language="python",
-            progress_bar=progress, cwd=str(cwd), log_output=False,
+            progress_bar=progress, cwd=str(cwd), log_output=log_output,
             # the kernel's own log (its TCP notice, the KeyboardInterrupt it logs when shut
             # down) is noise here; cell errors reach us through the notebook
             extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
@@ -688,8 +807,9 @@ def execution_rows(runs_dir, exclude=()) -> list[dict]:
     """One row per chapter run recorded under ``runs_dir`` (``runs/<profile>``), in the
     order of ``_toc.yml`` where it can be found, else by name."""
     runs_dir = Path(runs_dir)
-    records = [r for r in (read_record(p.parent) for p in sorted(runs_dir.glob(f"*/{RUN_RECORD}")))
-               if r and r.get("chapter") not in set(exclude)]
+    records = [r for r in (read_record(p.parent)
+                           for p in sorted(runs_dir.glob(f"*/{DEFAULT_RUN}/{RUN_RECORD}")))
+               if r and r.get("status") == "ok" and r.get("chapter") not in set(exclude)]
     order: dict = {}
     try:
         order = {Path(e).name: i for i, e in enumerate(toc_chapters(find_root(runs_dir)))}
@@ -708,11 +828,13 @@ def execution_rows(runs_dir, exclude=()) -> list[dict]:
 
 
 def default_runs_dir(output_dir=".", profile: str = "quick") -> Path:
-    """``runs/<profile>`` for a chapter whose ``output_dir`` is ``runs/<profile>/<name>``;
-    otherwise (``output_dir = "."`` in a plain build) the ``runs/<profile>`` of the book."""
+    """``runs/<profile>`` for a chapter whose ``output_dir`` is
+    ``runs/<profile>/<name>/<run>``; otherwise (``output_dir = "."`` in a plain build) the
+    ``runs/<profile>`` of the book."""
     out = Path(output_dir).resolve()
-    if out.parent.name == profile and out.parent.parent.name == RUNS_DIR:
-        return out.parent
+    if (len(out.parents) >= 3 and out.parents[1].name == profile
+            and out.parents[2].name == RUNS_DIR):
+        return out.parents[1]
     try:
         return find_root(out) / RUNS_DIR / profile
     except FileNotFoundError:

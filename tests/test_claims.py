@@ -86,8 +86,8 @@ def test_verdict_records_and_returns(tmp_path, monkeypatch, capsys):
 
 
 def test_claims_table_lists_every_claim_and_marks_untested_ones(tmp_path, monkeypatch):
-    run = tmp_path / "generalisation"
-    run.mkdir()
+    run = tmp_path / "generalisation" / "default"
+    run.mkdir(parents=True)
     monkeypatch.setenv(claims.RUN_DIR_ENV, str(run))
     claims.verdict("fjlt-beats-kr", -0.03, -0.05, -0.01, scale="s", subject="FJLT-V1 - KR-V1")
     claims.check("an invariant", True)
@@ -157,9 +157,12 @@ def test_a_false_claim_fails_lantk_run_and_lantk_book_naming_it(claims_book, cap
     assert rc == 1
     assert "a claim of the chapter is false" in err
     assert "the oracle is at least as accurate as the NTK [gap=-0.5]" in err
-    # the failed run's claims replace the old ones: nothing says the claim held
-    entries = json.loads((out / claims.CLAIMS_FILE).read_text())
+    # the failed run has its own folder, whose claims and record say it failed
+    failed = out.parent / runner.run_slug({"gap": -0.5})
+    entries = json.loads((failed / claims.CLAIMS_FILE).read_text())
     assert [e["holds"] for e in entries] == [False]
+    assert runner.read_record(failed)["status"] == "failed"
+    assert runner.read_record(out)["status"] == "ok"  # the default run is untouched
 
     (claims_book / "book" / "ch.md").write_text(CHAPTER.replace("gap = 0.25", "gap = -1.0"))
     with pytest.raises(runner.ChapterError, match="the oracle is at least as accurate"):

@@ -167,14 +167,15 @@ def test_papermill_reads_every_chapter_parameter_as_lantk_does():
 
 
 # --------------------------------------------------------------------------- execution
-def _record(book, profile="quick"):
-    return json.loads((book / "runs" / profile / "tiny" / "run.json").read_text())
+def _record(book, profile="quick", run="default"):
+    return json.loads((book / "runs" / profile / "tiny" / run / "run.json").read_text())
 
 
 @pytest.mark.slow
 def test_run_writes_notebook_results_and_record(book):
     res = runner.run_chapter("tiny", {"n": 4}, root=book, progress=False, quiet=True)
-    out = book / "runs" / "quick" / "tiny"
+    out = book / "runs" / "quick" / "tiny" / runner.run_slug({"n": 4})
+    assert out.name.startswith("n=4-")
     assert res.status == "executed" and res.out_dir == out.resolve()
     assert (out / "tiny.ipynb").is_file()
     results = json.loads((out / "tiny.json").read_text())
@@ -182,8 +183,11 @@ def test_run_writes_notebook_results_and_record(book):
     assert results["results"]["cwd"] == str(out.resolve())  # the kernel runs in output_dir
     assert results["lantk_version"] and results["device"]["describe"]
     rows = list(csv.reader((out / "squares.csv").open()))
-    assert rows == [["k", "k2"], ["0", "0"], ["1", "1"], ["2", "4"], ["3", "9"]]
-    rec = _record(book)
+    # the run's parameters are columns of every table it saves
+    assert rows[0] == ["k", "k2", "profile", "n", "label", "fail"]
+    assert [r[:2] for r in rows[1:]] == [["0", "0"], ["1", "1"], ["2", "4"], ["3", "9"]]
+    assert rows[1][2:] == ["quick", "4", "a", "False"]
+    rec = _record(book, run=out.name)
     assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "quick"}
     assert rec["device"] in ("CPU",) or rec["device"].startswith(("GPU", "TPU"))
     assert rec["wall_time_s"] > 0 and rec["lantk_version"]
@@ -198,31 +202,39 @@ def test_run_writes_notebook_results_and_record(book):
     assert not any("lantk-kernel-info" in c.metadata.get("tags", []) for c in nb.cells)
     assert any("n squared: 16" in o.get("text", "") for c in nb.cells if c.cell_type == "code"
                for o in c.outputs)
-    assert not (out / ".kernel-info.json").exists()
+    assert not list(out.glob(".kernel-info*"))
+    assert rec["versions"]["numpy"] and rec["versions"]["jaxlib"] and rec["versions"]["scipy"]
+    assert rec["versions"]["scikit-learn"] and len(rec["versions"]["lantk_source_sha256"]) == 64
 
 
 @pytest.mark.slow
-def test_changed_parameter_gives_new_notebook_and_results(book):
-    out = book / "runs" / "quick" / "tiny"
+def test_changed_parameters_get_their_own_run_folder(book):
+    tiny = book / "runs" / "quick" / "tiny"
+    out1 = tiny / runner.run_slug({"n": 2, "label": "first"})
     rc, stdout, _ = run_cli("run", "tiny", "-p", "n", "2", "-p", "label", "first", cwd=book)
-    assert rc == 0 and stdout.strip() == str((out / "tiny.ipynb").resolve())
-    first = json.loads((out / "tiny.json").read_text())["results"]
+    assert rc == 0 and stdout.strip() == str((out1 / "tiny.ipynb").resolve())
+    first = json.loads((out1 / "tiny.json").read_text())["results"]
     assert first["n"] == 2 and first["label"] == "first"
-    key1 = _record(book)["key"]
+    key1 = _record(book, run=out1.name)["key"]
 
     rc, _, err = run_cli("run", "tiny", "-p", "n", "5", "-p", "label", "'second'", cwd=book)
     assert rc == 0, err
-    second = json.loads((out / "tiny.json").read_text())["results"]
+    out2 = tiny / runner.run_slug({"n": 5, "label": "second"})
+    second = json.loads((out2 / "tiny.json").read_text())["results"]
     assert second["n"] == 5 and second["label"] == "second"
-    assert _record(book)["key"] != key1
-    assert "n squared: 25" in (out / "tiny.ipynb").read_text()
-    assert len(list(csv.reader((out / "squares.csv").open()))) == 6
+    assert _record(book, run=out2.name)["key"] != key1
+    assert "n squared: 25" in (out2 / "tiny.ipynb").read_text()
+    assert len(list(csv.reader((out2 / "squares.csv").open()))) == 6
+    # the first run is kept, and is a cache hit when asked for again
+    assert json.loads((out1 / "tiny.json").read_text())["results"]["n"] == 2
+    rc, _, err = run_cli("run", "tiny", "-p", "n", "2", "-p", "label", "first", cwd=book)
+    assert rc == 0 and "up to date" in err
 
     # another profile, and --out, write elsewhere
     kw = {"root": book, "progress": False, "quiet": True}
     runner.run_chapter("tiny", {}, "paper", **kw)
     assert _record(book, "paper")["parameters"] == {"profile": "paper"}
-    assert _record(book)["parameters"]["n"] == 5  # the quick run is untouched
+    assert _record(book, run=out2.name)["parameters"]["n"] == 5  # the quick run is untouched
     runner.run_chapter("tiny", {}, out_dir=book / "elsewhere", **kw)
     assert json.loads((book / "elsewhere" / "tiny.json").read_text())["results"]["n"] == 3
     assert (book / "elsewhere" / "tiny.ipynb").is_file()
@@ -236,11 +248,20 @@ def test_failing_cell_fails_the_command_with_its_error(book):
     assert rc == 1
     assert "tiny: cell In [3] failed with RuntimeError: boom from the tiny chapter" in err
     assert "Traceback" in err and 'raise RuntimeError("boom from the tiny chapter")' in err
-    # the failed run left no record, so the earlier (good) run is not taken as cached
-    assert not (book / "runs" / "quick" / "tiny" / "run.json").exists()
-    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    # the failed run's folder says it failed; the default run is untouched and cached
+    failed = runner.read_record(book / "runs" / "quick" / "tiny" / runner.run_slug({"fail": True}))
+    assert failed["status"] == "failed" and "boom" in failed["error"]
+    assert runner.run_chapter("tiny", {}, **kw).status == "cached"
     with pytest.raises(runner.ChapterError, match="boom"):
         runner.run_chapter("tiny", {"fail": True}, **kw)
+    # a run that fails where a good one was leaves no result of the old run beside it
+    src = book / "book" / "tiny.md"
+    src.write_text(src.read_text().replace("fail = False", "fail = True"))
+    with pytest.raises(runner.ChapterError, match="boom"):
+        runner.run_chapter("tiny", {}, **kw)
+    out = book / "runs" / "quick" / "tiny" / "default"
+    assert not (out / "tiny.json").exists() and not (out / "squares.csv").exists()
+    assert runner.read_record(out)["status"] == "failed"
 
 
 @pytest.mark.slow
@@ -298,7 +319,7 @@ def test_save_results_is_json_with_metadata(tmp_path):
     runner.save_results("r", {"acc": np.float64(0.25), "v": np.arange(3), "t": (1, 2),
                               "nan": float("nan")}, tmp_path, config={"seed": 0})
     rec = runner.load_results("r.json", tmp_path)
-    assert rec["results"] == {"acc": 0.25, "v": [0, 1, 2], "t": [1, 2], "nan": "nan"}
+    assert rec["results"] == {"acc": 0.25, "v": [0, 1, 2], "t": [1, 2], "nan": None}
     assert rec["config"] == {"seed": 0} and rec["name"] == "r"
     assert rec["lantk_version"] and rec["wall_time_s"] >= 0 and rec["date"]
     assert rec["device"]["platform"] in ("cpu", "gpu", "cuda", "rocm", "tpu")
@@ -337,9 +358,10 @@ def test_execution_rows_from_run_records(tmp_path):
                                        "  - file: book/a\n  - file: book/execution\n")
     runs = tmp_path / "runs" / "quick"
     for name, dev in (("a", "GPU: NVIDIA H100 80GB HBM3"), ("b", "CPU"), ("execution", "CPU")):
-        (runs / name).mkdir(parents=True)
-        (runs / name / "run.json").write_text(json.dumps({
+        (runs / name / "default").mkdir(parents=True)
+        (runs / name / "default" / "run.json").write_text(json.dumps({
             "chapter": name, "profile": "quick", "wall_time_s": 12.345, "device": dev,
+            "status": "ok",
             "lantk_version": "0.1.0", "lantk_sha256": "abcdef0123456789",
             "started": "2026-01-02T03:04:05+00:00", "key": name, "finished": "x"}))
     rows = runner.execution_rows(runs, exclude=["execution"])
@@ -349,9 +371,9 @@ def test_execution_rows_from_run_records(tmp_path):
     table = runner.execution_table(runs, exclude=["execution"])
     assert table.splitlines()[0].startswith("| chapter | profile | wall time (s) | device")
     assert len(table.splitlines()) == 4
-    assert runner.default_runs_dir(runs / "execution", "quick") == runs.resolve()
+    assert runner.default_runs_dir(runs / "execution" / "default", "quick") == runs.resolve()
     assert runner.execution_table(tmp_path / "none").startswith("*No chapter runs")
     # the summary chapter's key follows the other chapters' records
     d1 = runner._runs_digest(runs, exclude="execution")
-    (runs / "a" / "run.json").write_text(json.dumps({"chapter": "a", "key": "new"}))
+    (runs / "a" / "default" / "run.json").write_text(json.dumps({"chapter": "a", "key": "new"}))
     assert runner._runs_digest(runs, exclude="execution") != d1
