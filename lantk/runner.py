@@ -463,6 +463,71 @@ def chapter_parameters(nb_or_source) -> dict:
     return params
 
 
+_TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": list,
+               "tuple": tuple, "dict": dict, "None": type(None)}
+
+
+def parameter_types(nb_or_source) -> dict:
+    """The declared type of each parameter: its annotation in the parameters cell
+    (``n_train: int | None = None``), else the type of its default (``None`` and non-literal
+    defaults declare nothing). Returns ``{name: tuple of types}``."""
+    nb = nb_or_source if hasattr(nb_or_source, "cells") else read_chapter(nb_or_source)
+    defaults = chapter_parameters(nb)
+    cell = _parameters_cell(nb)
+    src = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+    annotated: dict = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [part.strip().split("[")[0]
+                     for part in ast.get_source_segment(src, node.annotation).split("|")]
+            if all(n in _TYPE_NAMES for n in names):
+                annotated[node.target.id] = tuple(_TYPE_NAMES[n] for n in names)
+    types: dict = {}
+    for name, default in defaults.items():
+        if name in annotated:
+            types[name] = annotated[name]
+        elif isinstance(default, bool):
+            types[name] = (bool,)
+        elif isinstance(default, int):
+            types[name] = (int,)
+        elif isinstance(default, float):
+            types[name] = (float, int)
+        elif isinstance(default, str) and name in {n for n in defaults if _is_literal(src, n)}:
+            types[name] = (str,)
+        elif isinstance(default, (list, tuple)):
+            types[name] = (list, tuple)
+    return types
+
+
+def _is_literal(src: str, name: str) -> bool:
+    for node in ast.parse(src).body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            try:
+                ast.literal_eval(node.value)
+                return True
+            except (ValueError, SyntaxError, TypeError):
+                return False
+    return False
+
+
+def check_parameter_types(given: dict, types: dict, chapter: str = "the chapter") -> None:
+    """Refuse a value whose type the chapter does not declare for that parameter (before any
+    kernel starts), naming the parameter and the expected type."""
+    for name, value in given.items():
+        want = types.get(name)
+        if not want:
+            continue
+        ok = isinstance(value, want) and not (isinstance(value, bool) and bool not in want)
+        if int in want and float not in want and isinstance(value, float):
+            ok = False
+        if not ok:
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in want)
+            raise ParameterError(f"parameter {name} of {chapter} expects {expected}, got "
+                                 f"{value!r} ({type(value).__name__})")
+
+
 def parse_value(text: str):
     """A ``-p`` value: a Python literal where it parses as one (``3``, ``0.5``, ``None``,
     ``[3, 8]``, ``'cat'``), else the string itself (``cat``)."""
@@ -651,6 +716,8 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
                                  f"(it assigns: {', '.join(declared) or 'nothing'})")
     given = dict(parameters or {})
     check_parameters(given, declared, name)
+    check_parameter_types({k: v for k, v in given.items() if k not in ("profile", "output_dir")},
+                          parameter_types(nb), name)
     if "output_dir" in given:
         raise ParameterError("output_dir is set by the runner: use --out DIR instead")
     if "profile" in given and given["profile"] != profile:
@@ -994,10 +1061,16 @@ def add_subcommands(sub) -> None:
                     "runs/<profile>/<chapter>/ (or --out). Skipped when nothing changed "
                     "(chapter source, parameters, profile, lantk sources); --force re-executes.")
     r.add_argument("chapter", help="chapter name (e.g. intro) or path (book/intro.md)")
-    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
-                   metavar=("NAME", "VALUE"),
+    r.add_argument("-p", "--parameter", nargs="+", action="append", default=[],
+                   metavar="NAME VALUE",
                    help="set a parameter of the chapter's parameters cell; VALUE is a Python "
-                        "literal where it parses as one (3, 0.5, None, [3,8]), else a string")
+                        "literal where it parses as one (3, 0.5, None, [3,8]), else a string. "
+                        "Several values (-p seed 0 1 2) sweep: every combination of the swept "
+                        "parameters runs, each into its own folder")
+    r.add_argument("-f", "--parameters-file", default=None, metavar="FILE",
+                   help="a YAML file of parameters (name: value), as papermill's -f; -p wins")
+    r.add_argument("--log-output", action="store_true",
+                   help="stream the cells' output to the terminal as they run")
     r.add_argument("--profile", choices=PROFILES, default="quick",
                    help="quick: CPU, minutes (default); paper: full scale, for a GPU")
     r.add_argument("--out", default=None, metavar="DIR",
@@ -1008,6 +1081,15 @@ def add_subcommands(sub) -> None:
                    help="print the chapter's parameters and their defaults, run nothing")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(func=_cmd_run)
+
+    ls = sub.add_parser(
+        "runs", help="list the recorded runs (parameters, status, wall time, device, date)",
+        description="List the runs under runs/<profile>/<chapter>/, one line each; "
+                    "lantk.results.load_runs gives the same as a pandas DataFrame.")
+    ls.add_argument("chapter", nargs="?", default=None, help="only this chapter")
+    ls.add_argument("--profile", choices=PROFILES, default=None, help="only this profile")
+    ls.add_argument("--root", default=None, help="the book's root (default: found from here)")
+    ls.set_defaults(func=_cmd_runs)
 
     b = sub.add_parser(
         "book", help="execute every chapter (cached) and build the HTML book",
@@ -1024,25 +1106,93 @@ def add_subcommands(sub) -> None:
     b.set_defaults(func=_cmd_book)
 
 
+def sweep_grid(values: dict) -> list[dict]:
+    """Every combination of the swept parameters: ``{"seed": [0, 1], "c": [0.1]}`` gives
+    ``[{"seed": 0, "c": 0.1}, {"seed": 1, "c": 0.1}]`` (the last name varies fastest)."""
+    import itertools
+
+    names = list(values)
+    return [dict(zip(names, combo)) for combo in itertools.product(*values.values())]
+
+
+def _cli_parameters(args) -> list[dict]:
+    fixed: dict = {}
+    if args.parameters_file:
+        import yaml
+
+        try:
+            loaded = yaml.safe_load(Path(args.parameters_file).read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ParameterError(f"cannot read the parameters file {args.parameters_file}: {e}")
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"{args.parameters_file} must map parameter names to values")
+        fixed.update(loaded)
+    swept: dict = {}
+    for item in args.parameter:
+        if len(item) < 2:
+            raise ParameterError(f"-p {item[0]} needs a value: -p NAME VALUE [VALUE ...]")
+        name, vals = item[0], [parse_value(v) for v in item[1:]]
+        fixed.pop(name, None)
+        swept[name] = vals
+    return [dict(fixed, **combo) for combo in sweep_grid(swept)] if swept else [fixed]
+
+
 def _cmd_run(args) -> int:
     try:
         if args.list_parameters:
             src = resolve_chapter(args.chapter, args.root)
+            types = parameter_types(src)
             for k, v in chapter_parameters(src).items():
-                print(f"{k} = {v!r}")
+                t = " | ".join("None" if x is type(None) else x.__name__ for x in types.get(k, ()))
+                print(f"{k} = {v!r}" + (f"    # {t}" if t else ""))
             return 0
-        params: dict = {}
-        for k, v in args.parameter:
-            params[k] = parse_value(v)
-        res = run_chapter(args.chapter, params, args.profile, out_dir=args.out, root=args.root,
-                          force=args.force, progress=not args.no_progress)
+        grid = _cli_parameters(args)
+        if args.out and len(grid) > 1:
+            raise ParameterError("--out names one folder: a sweep writes one folder per run")
     except ParameterError as e:
         print(f"lantk run: error: {e}", file=sys.stderr)
         return 2
-    except ChapterError as e:
-        print(f"lantk run: error: {e}", file=sys.stderr)
-        return 1
-    print(res.notebook)
+    failed = []
+    for i, params in enumerate(grid, 1):
+        if len(grid) > 1:
+            shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+            print(f"lantk run: [{i}/{len(grid)}] {args.chapter} {shown}", file=sys.stderr,
+                  flush=True)
+        try:
+            res = run_chapter(args.chapter, params, args.profile, out_dir=args.out,
+                              root=args.root, force=args.force, progress=not args.no_progress,
+                              log_output=args.log_output)
+        except ParameterError as e:
+            print(f"lantk run: error: {e}", file=sys.stderr)
+            return 2
+        except ChapterError as e:
+            print(f"lantk run: error: {e}", file=sys.stderr)
+            failed.append(params)
+            continue
+        print(res.notebook)
+    if len(grid) > 1:
+        print(f"lantk run: {len(grid) - len(failed)} of {len(grid)} runs succeeded"
+              + (f"; failed: {failed}" if failed else ""), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _cmd_runs(args) -> int:
+    from lantk.results import load_runs
+
+    try:
+        df = load_runs(args.chapter, profile=args.profile, root=args.root, results=False)
+    except FileNotFoundError as e:
+        print(f"lantk runs: error: {e}", file=sys.stderr)
+        return 2
+    if df.empty:
+        print("lantk runs: no runs recorded", file=sys.stderr)
+        return 0
+    cols = ["chapter", "profile", "run", "status", "wall_time_s", "device", "started"]
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_colwidth", 60,
+                           "display.max_rows", None):
+        print(df[cols].to_string(index=False))
     return 0
 
 

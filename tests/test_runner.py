@@ -377,3 +377,94 @@ def test_execution_rows_from_run_records(tmp_path):
     d1 = runner._runs_digest(runs, exclude="execution")
     (runs / "a" / "default" / "run.json").write_text(json.dumps({"chapter": "a", "key": "new"}))
     assert runner._runs_digest(runs, exclude="execution") != d1
+
+
+# --------------------------------------------------------------------------- runs are data
+@pytest.mark.parametrize("name, value, expected", [
+    ("n", "abc", "parameter n of tiny expects int, got 'abc' (str)"),
+    ("n", "[1, 2]", "parameter n of tiny expects int, got [1, 2] (list)"),
+    ("n", "5.5", "parameter n of tiny expects int, got 5.5 (float)"),
+    ("n", "True", "parameter n of tiny expects int, got True (bool)"),
+    ("fail", "1", "parameter fail of tiny expects bool, got 1 (int)"),
+    ("label", "3", "parameter label of tiny expects str, got 3 (int)"),
+])
+def test_parameters_of_the_wrong_type_are_refused_before_execution(book, capsys, name, value,
+                                                                   expected):
+    rc = cli.main(["run", "tiny", "--root", str(book), "-p", name, value])
+    assert rc == 2
+    assert expected in capsys.readouterr().err
+    assert not (book / "runs").exists()  # no kernel was started
+
+
+def test_annotations_declare_types_where_the_default_is_none(tmp_path):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace('fail = False\n', 'fail = False\nsize: int | None = None\n'
+                                'free = None\n'))
+    types = runner.parameter_types(src)
+    assert types["size"] == (int, type(None)) and "free" not in types
+    runner.check_parameter_types({"size": None, "free": "x"}, types, "c")
+    with pytest.raises(runner.ParameterError, match="size of c expects int or None"):
+        runner.check_parameter_types({"size": 2.5}, types, "c")
+
+
+def test_sweep_grid_and_parameter_file(tmp_path):
+    assert runner.sweep_grid({"seed": [0, 1], "c": [0.1, 0.3]}) == [
+        {"seed": 0, "c": 0.1}, {"seed": 0, "c": 0.3}, {"seed": 1, "c": 0.1}, {"seed": 1, "c": 0.3}]
+    (tmp_path / "p.yaml").write_text("n: 7\nlabel: z\n")
+    args = cli.build_parser().parse_args(["run", "tiny", "-f", str(tmp_path / "p.yaml"),
+                                          "-p", "n", "1", "2"])
+    assert runner._cli_parameters(args) == [{"label": "z", "n": 1}, {"label": "z", "n": 2}]
+
+
+@pytest.mark.slow
+def test_a_sweep_keeps_every_run_and_load_runs_tables_them(book, capsys):
+    from lantk.results import load_runs
+
+    rc = cli.main(["run", "tiny", "--root", str(book), "-p", "n", "1", "2", "3",
+                   "--no-progress"])
+    assert rc == 0
+    assert "3 of 3 runs succeeded" in capsys.readouterr().err
+    folders = sorted(p.name for p in (book / "runs" / "quick" / "tiny").iterdir())
+    # n = 3 is the chapter's default: that run is the one the book shows
+    assert folders == sorted([runner.run_slug({"n": 1}), runner.run_slug({"n": 2}), "default"])
+    df = load_runs("tiny", root=book)
+    assert sorted(df["n"]) == [1, 2, 3] and set(df["status"]) == {"ok"}
+    assert set(df["label"]) == {"a"}  # defaults are columns too
+    assert sorted(df["tiny.n"]) == [1, 2, 3]  # the scalar results of each run
+    assert cli.main(["runs", "tiny", "--root", str(book)]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("tiny") >= 3 and "ok" in listing
+
+
+@pytest.mark.slow
+def test_results_are_valid_json_and_follow_the_umask(book):
+    import os
+    import stat
+
+    res = runner.run_chapter("tiny", {}, root=book, progress=False, quiet=True)
+    old = os.umask(0o022)
+    try:
+        runner.save_results("m", {"x": float("nan")}, res.out_dir, device=False)
+    finally:
+        os.umask(old)
+    path = res.out_dir / "m.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c))["results"] == {
+        "x": None}
+    for p in res.out_dir.iterdir():  # what the run wrote is readable by the group
+        if p.is_file() and not p.name.startswith("."):
+            assert p.stat().st_mode & stat.S_IRGRP, p
+
+
+@pytest.mark.slow
+def test_changed_data_files_invalidate_the_run(book, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    (data / "mnist").mkdir(parents=True)
+    f = data / "mnist" / "train-images-idx3-ubyte.gz"
+    f.write_bytes(b"one")
+    monkeypatch.setenv("LANTK_DATA_DIR", str(data))
+    kw = {"root": book, "progress": False, "quiet": True}
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+    assert runner.run_chapter("tiny", {}, **kw).status == "cached"
+    f.write_bytes(b"other content")  # same names, other files
+    assert runner.run_chapter("tiny", {}, **kw).status == "executed"
