@@ -1137,7 +1137,22 @@ def _cli_parameters(args) -> list[dict]:
     return [dict(fixed, **combo) for combo in sweep_grid(swept)] if swept else [fixed]
 
 
+def _missing_book_extra() -> str | None:
+    """The message for a machine without the ``book`` extra (papermill, jupytext, ...)."""
+    import importlib.util
+
+    missing = [m for m in ("papermill", "jupytext", "ipykernel")
+               if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"running chapters needs the book extra ({', '.join(missing)} not installed): "
+            f"pip install 'lantk[book]' (or `make venv` in a clone)")
+
+
 def _cmd_run(args) -> int:
+    if not args.list_parameters and (msg := _missing_book_extra()):
+        print(f"lantk run: error: {msg}", file=sys.stderr)
+        return 2
     try:
         if args.list_parameters:
             src = resolve_chapter(args.chapter, args.root)
@@ -1197,6 +1212,9 @@ def _cmd_runs(args) -> int:
 
 
 def _cmd_book(args) -> int:
+    if msg := _missing_book_extra():
+        print(f"lantk book: error: {msg}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     try:
         out = build_book(args.profile, root=args.root, force=args.force,

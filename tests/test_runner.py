@@ -468,3 +468,14 @@ def test_changed_data_files_invalidate_the_run(book, tmp_path, monkeypatch):
     assert runner.run_chapter("tiny", {}, **kw).status == "cached"
     f.write_bytes(b"other content")  # same names, other files
     assert runner.run_chapter("tiny", {}, **kw).status == "executed"
+
+
+def test_lantk_run_without_the_book_extra_names_it(book, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "papermill" else real(name, *a))
+    assert cli.main(["run", "tiny", "--root", str(book)]) == 2
+    err = capsys.readouterr().err
+    assert "needs the book extra (papermill not installed)" in err and "lantk[book]" in err
