@@ -285,12 +285,16 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
     ``groups`` is a list of ``(correct_a, correct_b)``, one per class pair, each as in
     :func:`paired_difference` (a pair may have its own number of test points and repeats).
     The estimate is the unweighted mean of the per-pair mean differences (every pair counts
-    the same, as in an average over the pairs of a table). Its interval is the t-interval of
-    those per-pair means, with ``pairs − 1`` degrees of freedom: the class pair is the unit
-    of replication of a claim about class pairs, and the spread of the per-pair means holds
-    both the between-pair variation and each pair's own test-point noise (a random-effects
-    model, estimated from the pair means). Concatenating the points of all pairs instead would
-    treat pairs of very different difficulty as one population of exchangeable points.
+    the same, as in an average over the pairs of a table). Its interval treats the class pair
+    as the unit of replication of a claim about class pairs: the variance of the estimate is
+    the spread of the per-pair means over the number of pairs, which holds both the
+    between-pair variation and each pair's own test-point noise (a random-effects model
+    estimated from the pair means), and the quantile is Student's with ``pairs − 1`` degrees
+    of freedom. That variance can never truly be below the part the test points alone
+    contribute, ``Σ se_p² / pairs²``; with few pairs its estimate can be (two pairs with the
+    same mean give zero), so it is floored there (the ad hoc correction of the Hartung–Knapp
+    interval in random-effects meta-analysis). Concatenating the points of all pairs instead
+    would treat pairs of very different difficulty as one population of exchangeable points.
 
     With a single pair there is no between-pair variation to estimate: the result is that
     pair's :func:`paired_difference` (``"pairs": 1``).
@@ -298,7 +302,7 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
     Returns:
         ``{"mean", "low", "high", "n" (test points, all pairs), "pairs", "level",
         "pair_means", "within_low", "within_high"}``; ``within_*`` is the stratified interval
-        that holds the pairs fixed (only the test-point noise, normal approximation), for
+        that holds the pairs fixed (only the test-point noise, normal quantile), for
         comparison.
     """
     groups = list(groups)
@@ -308,16 +312,18 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
     if len(per) == 1:
         return {**per[0], "pairs": 1, "pair_means": [per[0]["mean"]],
                 "within_low": per[0]["low"], "within_high": per[0]["high"]}
+    P = len(per)
     means = np.array([p["mean"] for p in per])
-    m, lo, hi = _t_interval(means, level)
-    # stratified (pairs fixed): var of the mean of pair means = Σ se_p² / P²
-    z = stats.norm.ppf(0.5 + level / 2)
     se_p = np.array([(p["high"] - p["low"]) / 2 / stats.t.ppf(0.5 + level / 2, p["n"] - 1)
                      for p in per])
-    within = z * np.sqrt(np.sum(se_p**2)) / len(per)
-    return {"mean": m, "low": lo, "high": hi, "n": int(sum(p["n"] for p in per)),
-            "pairs": len(per), "level": level, "pair_means": means.tolist(),
-            "within_low": m - float(within), "within_high": m + float(within)}
+    var_within = float(np.sum(se_p**2)) / P**2
+    var = max(float(means.var(ddof=1)) / P, var_within)
+    m = float(means.mean())
+    half = float(stats.t.ppf(0.5 + level / 2, P - 1) * np.sqrt(var))
+    within = float(stats.norm.ppf(0.5 + level / 2) * np.sqrt(var_within))
+    return {"mean": m, "low": m - half, "high": m + half, "n": int(sum(p["n"] for p in per)),
+            "pairs": P, "level": level, "pair_means": means.tolist(),
+            "within_low": m - within, "within_high": m + within}
 
 
 def nth_correction_draws(X_train, y, X_test, *, width, samples: int, seeds) -> np.ndarray:

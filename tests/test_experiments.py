@@ -82,9 +82,13 @@ def test_pooled_interval_equal_pairs_and_single_pair():
     single = experiments.pooled_paired_difference([(a, b)])
     assert single["pairs"] == 1
     assert (single["low"], single["high"]) == pytest.approx((one["low"], one["high"]))
-    # two pairs with identical results: no between-pair spread, a zero-width interval
+    # two pairs with identical results: no between-pair spread, yet the test points of each
+    # pair are still noisy -- the interval keeps their part (floor), t with one degree of freedom
     twin = experiments.pooled_paired_difference([(a, b), (a, b)])
-    assert twin["low"] == pytest.approx(one["mean"]) and twin["high"] == pytest.approx(one["mean"])
+    se = (one["high"] - one["low"]) / 2 / stats.t.ppf(0.975, one["n"] - 1)
+    half = stats.t.ppf(0.975, 1) * se / np.sqrt(2)
+    assert twin["mean"] == pytest.approx(one["mean"])
+    assert (twin["low"], twin["high"]) == pytest.approx((one["mean"] - half, one["mean"] + half))
     with pytest.raises(ValueError, match="at least one"):
         experiments.pooled_paired_difference([])
     with pytest.raises(ValueError, match="equal shapes"):
