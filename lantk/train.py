@@ -38,7 +38,9 @@ class TrainResult:
 
     Attributes:
         params: the trained weights.
-        history: one dict per epoch: ``epoch``, ``loss``, ``train_acc``, ``test_acc``, ``seconds``.
+        history: one dict per epoch: ``epoch``, ``loss``, ``seconds``, ``val_acc`` (with a
+            validation split); ``train_acc`` and ``test_acc`` in the last entry (of the weights
+            kept) and every ``eval_every`` epochs.
         probe_ntk: ``{epoch: empirical NTK on the probe inputs}`` (epoch 0 = initialisation).
         test_output: the trained network's outputs on ``X_test`` (``None`` without a test set).
         config: the training configuration (for results files).
@@ -86,28 +88,81 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
     return np.concatenate(outs).astype(np.float64)
 
 
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
+    """An evaluation split checked before any training: same input shape, finite, labels
+    matching the training labels' kind."""
+    if X is None and y is None:
+        return None, None
+    if X is None or y is None:
+        raise ValueError(f"X_{name} and y_{name} go together: got only one of them")
+    X = np.asarray(X, dtype=np.float32)
+    if X.shape[1:] != shape:
+        raise ValueError(f"X_{name} has inputs of shape {X.shape[1:]}, X_train {shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"X_{name} contains NaN or inf")
+    y = np.asarray(y)
+    if y.shape != (len(X),):
+        raise ValueError(f"X_{name} has {len(X)} rows but y_{name} has shape {y.shape}")
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y_{name} must be numeric (±1 or class indices), got dtype {y.dtype}")
+    ok = (np.all(np.isin(y, (-1.0, 1.0))) if binary
+          else np.all((np.mod(y, 1) == 0) & (y >= 0) & (y < n_outputs)))
+    if not ok:
+        kind = "±1" if binary else f"class indices 0..{n_outputs - 1}"
+        raise ValueError(f"y_{name} must hold {kind}, like y_train")
+    return X, y
+
+
 def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         batch_size: int = 128, lr: float = 3e-4, seed: int = 0, probe=None,
-        probe_epochs=(), probe_batch_size: int | None = 256,
+        probe_epochs=(), probe_batch_size: int | None = 256, X_val=None, y_val=None,
+        patience: int | None = None, eval_every: int | None = None,
         progress: bool = True) -> TrainResult:
     """Train a finite network with MSE loss and Adam.
+
+    An epoch is one compiled program: the training data are copied to the device once, the
+    epoch's permutation is drawn on the device and ``lax.scan`` runs every full minibatch
+    (a last, smaller minibatch takes one more compiled step), so the host waits for the
+    device once per epoch, not once per step. Accuracies are computed only when needed: on
+    the validation split every epoch when one is given, on the training and test sets after
+    the last epoch (and every ``eval_every`` epochs if asked).
+
+    **Stopping rule.** Without a validation split, training runs ``epochs`` epochs. With one
+    (``X_val``, ``y_val``), the weights of the epoch with the best validation accuracy (the
+    earliest among ties) are kept, and training stops once ``patience`` epochs in a row
+    brought no improvement (``patience=None``: run all ``epochs``, still keep the best).
+    ``config["stopping"]`` states the rule used, ``config["best_epoch"]`` the epoch kept.
 
     Args:
         arch: ``(init_fn, apply_fn, kernel_fn)`` from ``lantk.stax`` / ``lantk.archs``. Its
             output width must be 1 for binary labels and C for C classes.
         X_train, y_train: inputs and labels (``±1`` or ``0..C-1``).
-        X_test, y_test: optional evaluation set, scored after every epoch.
-        epochs, batch_size, lr: Adam on minibatches reshuffled every epoch.
+        X_test, y_test: optional test set, scored with the final (kept) weights.
+        epochs, batch_size, lr: Adam on minibatches reshuffled every epoch; ``epochs`` is
+            the maximum when a validation split stops training earlier.
         seed: seeds both the initial weights and the minibatch order.
         probe: optional inputs on which to record the empirical NTK.
         probe_epochs: epochs after which to record it (0 = at initialisation).
         probe_batch_size: the probe's Jacobians are held this many inputs at a time (see
             :func:`lantk.empirical.empirical_ntk`); ``None``: all at once (faster, but the
             memory grows with probe size x parameter count).
+        X_val, y_val: optional validation split for the stopping rule.
+        patience: epochs without a better validation accuracy before stopping.
+        eval_every: also score the training and test sets every this many epochs.
         progress: a tqdm bar over epochs.
 
     Returns:
         :class:`TrainResult`.
+
+    Raises:
+        ValueError: bad input (named), or a loss that became NaN or infinite (the learning
+            rate is too large for this network).
     """
     from tqdm import tqdm
 
@@ -115,11 +170,29 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     X_train = np.asarray(X_train, dtype=np.float32)
     if not np.all(np.isfinite(X_train)):
         raise ValueError("X_train contains NaN or inf")
+    y_train = np.asarray(y_train)
+    if y_train.dtype.kind not in "biuf":
+        raise ValueError(f"y_train must be numeric (±1 or class indices 0..C-1), got dtype "
+                         f"{y_train.dtype}")
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
-    if epochs < 1 or batch_size < 1:
-        raise ValueError("epochs and batch_size must be >= 1")
+    epochs = _positive_int(epochs, "epochs")
+    batch_size = _positive_int(batch_size, "batch_size")
+    if patience is not None:
+        patience = _positive_int(patience, "patience")
+        if X_val is None:
+            raise ValueError("patience needs a validation split (X_val, y_val)")
+    if eval_every is not None:
+        eval_every = _positive_int(eval_every, "eval_every")
+    try:
+        lr = float(lr)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr must be a positive number, got {lr!r}") from None
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
     Y, binary = _targets(y_train)
+    X_test, y_test = _eval_set(X_test, y_test, "test", X_train.shape[1:], binary, Y.shape[1])
+    X_val, y_val = _eval_set(X_val, y_val, "val", X_train.shape[1:], binary, Y.shape[1])
     key = jax.random.PRNGKey(seed)
     out_shape, params = init_fn(key, (-1,) + X_train.shape[1:])
     if out_shape[-1] != Y.shape[1]:
@@ -128,18 +201,38 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     opt = optax.adam(lr)
     opt_state = opt.init(params)
 
+    n = len(X_train)
+    bs = min(batch_size, n)
+    n_full, rest = divmod(n, bs)
+    X_dev, Y_dev = jnp.asarray(X_train), jnp.asarray(Y)  # on the device once
+
     def loss_fn(p, xb, yb):
         return 0.5 * jnp.mean(jnp.sum((apply_fn(p, xb) - yb) ** 2, axis=-1))
 
-    @jax.jit
-    def step(p, s, xb, yb):
-        loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
+    def step(carry, idx):
+        p, s = carry
+        loss, g = jax.value_and_grad(loss_fn)(p, X_dev[idx], Y_dev[idx])
         updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, loss
+        return (optax.apply_updates(p, updates), s), loss * idx.shape[0]
+
+    @jax.jit
+    def run_epoch(p, s, k):
+        order = jax.random.permutation(k, n)
+        batches = order[:n_full * bs].reshape(n_full, bs)
+        (p, s), losses = jax.lax.scan(step, (p, s), batches)
+        total = jnp.sum(losses)
+        if rest:
+            (p, s), last = step((p, s), order[n_full * bs:])
+            total = total + last
+        return p, s, total / n
 
     result = TrainResult(params=params, config={
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam", "loss": "mse",
-        "n_train": len(X_train), "dtype": "float32"})
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam",
+        "loss": "mse", "n_train": n, "dtype": "float32",
+        "stopping": (f"best validation accuracy, patience {patience}, at most {epochs} epochs"
+                     if X_val is not None and patience else
+                     f"best validation accuracy over {epochs} epochs" if X_val is not None
+                     else f"fixed: {epochs} epochs")})
 
     def record_probe(epoch, p):
         if probe is not None and epoch in set(probe_epochs):
@@ -151,23 +244,41 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
                               batch_size=probe_batch_size))
 
     record_probe(0, params)
-    rng = np.random.default_rng(seed)
-    n = len(X_train)
+    best = (-1.0, 0, params)  # (validation accuracy, epoch, weights)
+    since_best = 0
+    keys = jax.random.split(jax.random.PRNGKey(seed + 1), epochs)
     for epoch in tqdm(range(1, epochs + 1), desc="training", disable=no_progress(progress)):
         t0 = time.perf_counter()
-        order = rng.permutation(n)
-        losses = []
-        for i in range(0, n, batch_size):
-            b = order[i:i + batch_size]
-            params, opt_state, loss = step(params, opt_state, X_train[b], Y[b])
-            losses.append(float(loss) * len(b))
-        entry = {"epoch": epoch, "loss": sum(losses) / n,
-                     "train_acc": _accuracy(predict(apply_fn, params, X_train), np.asarray(y_train), binary)}
-        if X_test is not None:
-            result.test_output = predict(apply_fn, params, X_test)
-            entry["test_acc"] = _accuracy(result.test_output, np.asarray(y_test), binary)
+        params, opt_state, loss = run_epoch(params, opt_state, keys[epoch - 1])
+        loss = float(loss)  # the one host synchronisation of the epoch
+        if not np.isfinite(loss):
+            raise ValueError(f"training diverged: the loss is {loss} after epoch {epoch} "
+                             f"(lr={lr}); lower the learning rate")
+        entry = {"epoch": epoch, "loss": loss}
+        if X_val is not None:
+            entry["val_acc"] = _accuracy(predict(apply_fn, params, X_val), y_val, binary)
+            if entry["val_acc"] > best[0]:
+                best, since_best = (entry["val_acc"], epoch, params), 0
+            else:
+                since_best += 1
+        if eval_every and epoch % eval_every == 0 and epoch != epochs:
+            entry["train_acc"] = _accuracy(predict(apply_fn, params, X_train), y_train, binary)
+            if X_test is not None:
+                entry["test_acc"] = _accuracy(predict(apply_fn, params, X_test), y_test, binary)
         entry["seconds"] = time.perf_counter() - t0
         result.history.append(entry)
         record_probe(epoch, params)
+        if patience and since_best >= patience:
+            break
+    if X_val is not None:
+        params = best[2]
+        result.config["best_epoch"] = best[1]
+        result.config["best_val_acc"] = best[0]
+    result.config["epochs_run"] = len(result.history)
+    last = result.history[-1]
+    last["train_acc"] = _accuracy(predict(apply_fn, params, X_train), y_train, binary)
+    if X_test is not None:
+        result.test_output = predict(apply_fn, params, X_test)
+        last["test_acc"] = _accuracy(result.test_output, y_test, binary)
     result.params = params
     return result

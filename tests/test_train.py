@@ -73,3 +73,91 @@ def test_multiclass_learns_centred_one_hot_targets_with_argmax_accuracy():
     assert r.final("test_acc") == acc >= 0.8
     pred = train.predict(arch[1], r.params, t.X_test)
     np.testing.assert_allclose(pred, r.test_output, rtol=1e-6)
+
+
+def test_compiled_epoch_is_the_minibatch_loop(task):
+    """One epoch as one compiled program does exactly what a Python loop of Adam steps over
+    the same permutation does (a last, smaller minibatch included)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    arch = archs.fc(depth=1, width=16)
+    n, bs, lr, seed = 50, 16, 1e-2, 2  # 3 full minibatches and one of 2
+    X, y = task.X_train[:n], task.y_train[:n]
+    r = train.fit(arch, X, y, epochs=1, batch_size=bs, lr=lr, seed=seed, progress=False)
+
+    _, p = arch[0](jax.random.PRNGKey(seed), (-1, X.shape[1]))
+    p = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), p)
+    opt = optax.adam(lr)
+    s = opt.init(p)
+    order = np.asarray(jax.random.permutation(jax.random.split(jax.random.PRNGKey(seed + 1), 1)[0], n))
+    Y = jnp.asarray(y, jnp.float32)[:, None]
+    total = 0.0
+    for i in range(0, n, bs):
+        b = order[i:i + bs]
+        loss, g = jax.value_and_grad(
+            lambda q: 0.5 * jnp.mean(jnp.sum((arch[1](q, jnp.asarray(X[b])) - Y[b]) ** 2, -1)))(p)
+        u, s = opt.update(g, s, p)
+        p = optax.apply_updates(p, u)
+        total += float(loss) * len(b)
+    for a, b in zip(jax.tree_util.tree_leaves(r.params), jax.tree_util.tree_leaves(p)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-5, atol=1e-6)
+    assert abs(r.history[0]["loss"] - total / n) < 1e-5
+
+
+def test_validation_split_keeps_the_best_epoch_and_stops(task):
+    kw = {"batch_size": 16, "lr": 3e-2, "seed": 0, "progress": False}
+    X, y = task.X_train, task.y_train
+    r = train.fit(archs.fc(depth=1, width=32), X[:40], y[:40], task.X_test, task.y_test,
+                  X_val=X[40:], y_val=y[40:], epochs=60, patience=3, **kw)
+    best = max(h["val_acc"] for h in r.history)
+    first_best = next(h["epoch"] for h in r.history if h["val_acc"] == best)
+    assert r.config["best_epoch"] == first_best and r.config["best_val_acc"] == best
+    # it stopped three epochs after the last improvement, long before 60
+    assert r.config["epochs_run"] == first_best + 3 < 60
+    assert "patience 3" in r.config["stopping"]
+    # the weights kept are those of the best epoch: their validation accuracy is the best one
+    val = np.mean(train.predict(archs.fc(depth=1, width=32)[1], r.params, X[40:])[:, 0]
+                  * y[40:] > 0)
+    assert abs(val - best) < 1e-12
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 2.5}, "epochs must be a positive integer"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"lr": float("nan")}, "lr must be a positive finite number"),
+    ({"lr": -1.0}, "lr must be a positive finite number"),
+    ({"lr": "fast"}, "lr must be a positive number"),
+    ({"patience": 2}, "patience needs a validation split"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+])
+def test_bad_training_settings_are_named(task, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train.fit(archs.fc(depth=1, width=8), task.X_train, task.y_train, **{"epochs": 1, **kwargs},
+                  progress=False)
+
+
+def test_bad_evaluation_sets_fail_before_training(task):
+    arch = archs.fc(depth=1, width=8)
+    X, y, Xt, yt = task.X_train, task.y_train, task.X_test, task.y_test
+    with pytest.raises(ValueError, match="y_train must be numeric"):
+        train.fit(arch, X, np.where(y > 0, "a", "b"), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="X_test has inputs of shape \\(30,\\), X_train \\(64,\\)"):
+        train.fit(arch, X, y, Xt[:, :30], yt, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="X_test has 40 rows but y_test has shape \\(5,\\)"):
+        train.fit(arch, X, y, Xt, yt[:5], epochs=1, progress=False)
+    bad = Xt.copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="X_test contains NaN"):
+        train.fit(arch, X, y, bad, yt, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="y_test must hold ±1"):
+        train.fit(arch, X, y, Xt, yt * 2, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="go together"):
+        train.fit(arch, X, y, Xt, None, epochs=1, progress=False)
+
+
+def test_a_diverging_loss_is_an_error(task):
+    X = task.X_train * 1e25  # finite inputs whose squared outputs overflow float32
+    with pytest.raises(ValueError, match="training diverged"):
+        train.fit(archs.fc(depth=2, width=64), X, task.y_train, epochs=1, progress=False)
