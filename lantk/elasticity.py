@@ -39,6 +39,7 @@ __all__ = [
     "class_pair_similarity",
     "compare_label_systems",
     "normalize_kernel",
+    "ratio_difference",
     "relative_ratio",
     "same_diff_means",
 ]
@@ -96,10 +97,13 @@ def _class_labels(y, name: str) -> np.ndarray:
     return arr
 
 
-def same_diff_means(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None):
+def same_diff_means(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None,
+                    include_diagonal: bool = False):
     """``(mean_same K̃, mean_diff K̃)`` over same-class and different-class pairs.
 
-    Train–train: ``K`` square, ``y_cols=None``; the diagonal pairs ``i = j`` are excluded;
+    Train–train: ``K`` square, ``y_cols=None``; the diagonal pairs ``i = j`` are excluded
+    (``include_diagonal=True`` keeps them, as the official code of Chen, He & Su does: each
+    adds ``K̃(x, x) = 1`` to the same-class mean when ``K̃`` uses ``K``'s own diagonal);
     ``K̃`` uses ``K``'s own diagonal unless ``diag_rows`` and ``diag_cols`` are given (e.g. to
     normalise a label-aware kernel by the NTK's diagonal).
     Test–train: ``K`` is ``(b, n)``, ``y_rows`` the test labels, ``y_cols`` the training
@@ -113,12 +117,15 @@ def same_diff_means(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None):
         check_lengths("K", Kf.shape[0], "y", len(yr))
         Kn = normalize_kernel(Kf, diag_rows, diag_cols)
         same = yr[:, None] == yr[None, :]
-        off = ~np.eye(len(yr), dtype=bool)
+        off = np.ones_like(same) if include_diagonal else ~np.eye(len(yr), dtype=bool)
         s_mask, d_mask = same & off, ~same
     else:
         if diag_rows is None or diag_cols is None:
             raise ValueError("a test–train kernel needs diag_rows (K(x*, x*)) and diag_cols "
                              "(K(x, x)) to be normalised")
+        if include_diagonal:
+            raise ValueError("include_diagonal applies to a train–train kernel only (a "
+                             "test–train kernel has no pairs i = j)")
         yc = _class_labels(y_cols, "y_cols")
         Kn = normalize_kernel(K, diag_rows, diag_cols)
         check_lengths("K", Kn.shape[0], "y_rows", len(yr))
@@ -135,11 +142,13 @@ def same_diff_means(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None):
     return float(Kn[s_mask].mean()), float(Kn[d_mask].mean())
 
 
-def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None) -> float:
+def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None,
+                   include_diagonal: bool = False) -> float:
     """The relative ratio ``R = mean_same K̃ / (mean_same K̃ + mean_diff K̃)`` (spec §6).
 
     See :func:`same_diff_means` for the arguments (train–train, or test–train with the
-    self-kernels).
+    self-kernels). The book's convention excludes the pairs ``i = j``; the official code's
+    is ``relative_ratio(K, y, include_diagonal=True)`` with ``K``'s own diagonal.
 
     Example:
         >>> import numpy as np
@@ -148,10 +157,81 @@ def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None) ->
         >>> relative_ratio(Kt, [0, 1], [0, 1], diag_rows=[4.0, 1.0], diag_cols=[1.0, 1.0])
         0.8
     """
-    s, d = same_diff_means(K, y_rows, y_cols, diag_rows=diag_rows, diag_cols=diag_cols)
+    s, d = same_diff_means(K, y_rows, y_cols, diag_rows=diag_rows, diag_cols=diag_cols,
+                           include_diagonal=include_diagonal)
     if s + d == 0:
         raise ValueError("mean_same K̃ + mean_diff K̃ = 0: the ratio is undefined")
     return s / (s + d)
+
+
+def _bootstrap_weights(rng, n: int, n_boot: int) -> np.ndarray:
+    """``(n_boot, n)`` multiplicities of a resample with replacement of ``n`` units."""
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
+
+
+def _percentile_interval(est: float, reps: np.ndarray, level: float) -> tuple[float, float]:
+    reps = reps[np.isfinite(reps)]
+    if len(reps) == 0:
+        raise ValueError("no bootstrap replicate gave a finite value")
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(reps, [a, 1.0 - a])
+    # the percentile interval of a skewed ratio can miss the full-sample estimate by a hair;
+    # widen it to contain the estimate (conservative)
+    return float(min(lo, est)), float(max(hi, est))
+
+
+def ratio_difference(K_a, K_b, y_rows, y_cols, *, diag_a, diag_b, n_boot: int = 2000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """``R(K_a) − R(K_b)`` on test–train pairs, with a paired two-way bootstrap interval.
+
+    Both kernels are ``(b, n)`` test–train blocks on the same points; ``diag_a`` and
+    ``diag_b`` are ``(diag_rows, diag_cols)`` pairs of self-kernels to normalise each by.
+    The interval resamples the test points (rows) and the training points (columns)
+    independently with replacement, the same resample for both kernels, and takes the
+    percentile interval of the difference (widened, if need be, to contain the estimate).
+
+    Returns:
+        ``{"estimate", "low", "high", "r_a", "r_b", "n_boot", "level"}``.
+
+    Example:
+        >>> import numpy as np
+        >>> y = np.array([1, 1, -1, -1]); K = np.where(np.outer(y, y) > 0, 0.9, 0.1)
+        >>> d = (np.ones(4), np.ones(4))
+        >>> out = ratio_difference(K, np.full((4, 4), 0.5), y, y, diag_a=d, diag_b=d)
+        >>> round(out["estimate"], 2), round(out["low"], 2), round(out["high"], 2)
+        (0.4, 0.4, 0.4)
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    yr, yc = _class_labels(y_rows, "y_rows"), _class_labels(y_cols, "y_cols")
+    same = (yr[:, None] == yc[None, :]).astype(np.float64)
+    diff = 1.0 - same
+    r = {}
+    Kns = []
+    for key, K, dg in (("a", K_a, diag_a), ("b", K_b, diag_b)):
+        r[key] = relative_ratio(K, yr, yc, diag_rows=dg[0], diag_cols=dg[1])
+        Kns.append(normalize_kernel(K, dg[0], dg[1]))
+    rng = np.random.default_rng(seed)
+    Wr = _bootstrap_weights(rng, len(yr), n_boot)
+    Wc = _bootstrap_weights(rng, len(yc), n_boot)
+
+    def boot_r(Kn):
+        def wmean(mask):
+            num = np.einsum("bi,ij,bj->b", Wr, Kn * mask, Wc)
+            den = np.einsum("bi,ij,bj->b", Wr, mask, Wc)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return num / den
+        s, d = wmean(same), wmean(diff)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return s / (s + d)
+
+    est = r["a"] - r["b"]
+    reps = boot_r(Kns[0]) - boot_r(Kns[1])
+    lo, hi = _percentile_interval(est, reps, level)
+    return {"estimate": float(est), "low": lo, "high": hi, "r_a": float(r["a"]),
+            "r_b": float(r["b"]), "n_boot": int(n_boot), "level": float(level)}
 
 
 def class_pair_similarity(K, classes, diag=None):
@@ -194,6 +274,9 @@ class LabelSystemComparison:
         classes: the fine classes (sorted).
         sim_a, sim_b: ``C × C`` mean ``K̃`` tables under A and B.
         labels_a, labels_b: the binary label of each fine class under A and B.
+        normalized_a, normalized_b: the normalised kernels ``K̃`` behind the tables (kept by
+            :func:`compare_label_systems`, needed by :meth:`follow_interval`).
+        fine: the fine class of each point of those kernels.
     """
 
     classes: np.ndarray
@@ -201,6 +284,9 @@ class LabelSystemComparison:
     sim_b: np.ndarray
     labels_a: dict
     labels_b: dict
+    normalized_a: np.ndarray | None = None
+    normalized_b: np.ndarray | None = None
+    fine: np.ndarray | None = None
 
     def rows(self):
         """``[(class_i, class_j, sim_A, sim_B), ...]`` for ``i <= j``."""
@@ -229,17 +315,87 @@ class LabelSystemComparison:
             >>> [round(g, 2) for g in c.label_gap()]   # A: 0.5 - 0.15; B: 0.1 - 0.35
             [0.35, -0.25]
         """
+        return (float(self._gap(self.sim_a, self.labels_a)),
+                float(self._gap(self.sim_b, self.labels_b)))
+
+    def _alike(self, labels) -> np.ndarray:
         upper = np.triu_indices(len(self.classes), 1)   # pairs of distinct classes
-        out = []
-        for sim, labels in ((self.sim_a, self.labels_a), (self.sim_b, self.labels_b)):
-            lab = np.array([labels[c] for c in self.classes])
-            alike = (lab[:, None] == lab[None, :])[upper]
-            if alike.all() or not alike.any():
-                raise ValueError("the label gap needs class pairs both with and without a "
-                                 "shared label")
-            vals = sim[upper]
-            out.append(float(vals[alike].mean() - vals[~alike].mean()))
-        return out[0], out[1]
+        lab = np.array([labels[c] for c in self.classes])
+        alike = (lab[:, None] == lab[None, :])[upper]
+        if alike.all() or not alike.any():
+            raise ValueError("the label gap needs class pairs both with and without a "
+                             "shared label")
+        return alike
+
+    def _gap(self, sim, labels):
+        """Label gap of table(s) ``sim`` (``(..., C, C)``) under the grouping ``labels``."""
+        alike = self._alike(labels)
+        upper = np.triu_indices(len(self.classes), 1)
+        vals = np.asarray(sim)[..., upper[0], upper[1]]
+        return vals[..., alike].mean(-1) - vals[..., ~alike].mean(-1)
+
+    def _follow(self, sim_a, sim_b):
+        return 0.5 * ((self._gap(sim_a, self.labels_a) - self._gap(sim_b, self.labels_a))
+                      + (self._gap(sim_b, self.labels_b) - self._gap(sim_a, self.labels_b)))
+
+    def follow_change(self) -> float:
+        """How far the kernel follows the label system: the mean over the two systems of
+        (its label gap under the system, built under that system) minus (the same gap, built
+        under the other system),
+        ``½[(gap_A(S_A) − gap_A(S_B)) + (gap_B(S_B) − gap_B(S_A))]``.
+
+        Exactly 0 for a label-agnostic kernel (``S_A = S_B``), whatever the geometry of the
+        classes; positive when building the kernel under a system pulls together the class
+        pairs that system labels alike.
+
+        Example:
+            >>> import numpy as np
+            >>> S = np.array([[1.0, 0.5, 0.1], [0.5, 1.0, 0.2], [0.1, 0.2, 1.0]])
+            >>> A, B = {0: 1, 1: 1, 2: -1}, {0: 1, 2: 1, 1: -1}
+            >>> LabelSystemComparison(np.array([0, 1, 2]), S, S, A, B).follow_change()
+            0.0
+        """
+        return float(self._follow(self.sim_a, self.sim_b))
+
+    def follow_interval(self, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+        """:meth:`follow_change` with a bootstrap interval over the points.
+
+        Resamples the points (with replacement, the same resample under A and B) and
+        recomputes the class-pair tables as weighted means over pairs of distinct points, so
+        the interval is over the evaluation points, conditional on the kernels built (a
+        trained network's seed is not resampled).
+
+        Returns:
+            ``{"estimate", "low", "high", "n_boot", "level"}``.
+        """
+        if self.normalized_a is None or self.normalized_b is None or self.fine is None:
+            raise ValueError("the bootstrap needs the normalised kernels: build the comparison "
+                             "with compare_label_systems")
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level}")
+        if n_boot < 1:
+            raise ValueError(f"n_boot must be positive, got {n_boot}")
+        idx = np.searchsorted(self.classes, self.fine)
+        C, n = len(self.classes), len(self.fine)
+        onehot = (idx[None, :] == np.arange(C)[:, None]).astype(np.float64)   # (C, n)
+        W = _bootstrap_weights(np.random.default_rng(seed), n, n_boot)         # (B, n)
+
+        def tables(Kn):
+            Kn = Kn.copy()
+            np.fill_diagonal(Kn, 0.0)   # pairs i = j excluded, as in the tables
+            Wc = W[:, None, :] * onehot[None]                                  # (B, C, n)
+            num = np.einsum("bai,ij,bcj->bac", Wc, Kn, Wc)
+            tot = Wc.sum(-1)
+            den = tot[:, :, None] * tot[:, None, :] - np.einsum(
+                "bai,bci->bac", Wc, Wc)   # minus the pairs of a point with itself
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return num / den
+
+        reps = self._follow(tables(self.normalized_a), tables(self.normalized_b))
+        est = self.follow_change()
+        lo, hi = _percentile_interval(est, np.asarray(reps), level)
+        return {"estimate": est, "low": lo, "high": hi, "n_boot": int(n_boot),
+                "level": float(level)}
 
     def __str__(self) -> str:
         lines = [f"{'pair':>24s} {'A':>8s} {'B':>8s}"]
@@ -305,12 +461,15 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b, di
     ya, map_a = _binary_map(system_a, fine, "system_a")
     yb, map_b = _binary_map(system_b, fine, "system_b")
     n = len(fine)
-    out = {}
+    out, norm = {}, {}
     for key, y in (("a", ya), ("b", yb)):
         K = np.asarray(kernel_factory(X, y), dtype=np.float64)
         if K.shape != (n, n):
             raise ValueError(f"kernel_factory returned shape {K.shape}, expected {(n, n)}")
         out[key] = class_pair_similarity(K, fine, diag)
+        d = np.diag(K) if diag is None else as_float_array(diag, "diag", ndim=1)
+        norm[key] = normalize_kernel(K, d, d)
     classes = out["a"][0]
     return LabelSystemComparison(classes=classes, sim_a=out["a"][1], sim_b=out["b"][1],
-                                 labels_a=map_a, labels_b=map_b)
+                                 labels_a=map_a, labels_b=map_b, normalized_a=norm["a"],
+                                 normalized_b=norm["b"], fine=fine)

@@ -4,9 +4,11 @@ import pytest
 
 from lantk import elasticity
 from lantk.elasticity import (
+    LabelSystemComparison,
     class_pair_similarity,
     compare_label_systems,
     normalize_kernel,
+    ratio_difference,
     relative_ratio,
     same_diff_means,
 )
@@ -160,6 +162,114 @@ def test_compare_label_systems():
                                - np.mean([S[k[3], k[1]], S[k[3], k[9]], S[k[5], k[1]], S[k[5], k[9]]]))
     single = compare_label_systems(agnostic, X, fine, A, lambda c: 1 if c in (3, 1) else -1)
     np.testing.assert_allclose(single.sim_a, single.sim_b)
+
+
+def test_relative_ratio_official_convention_includes_the_diagonal():
+    """The official code keeps the pairs i = j (each K̃(x, x) = 1 with its own diagonal)."""
+    X, fine = _clusters()
+    K = _linear_plus(X, X)
+    Kn = normalize_kernel(K)
+    n = len(fine)
+    S = [Kn[i, j] for i in range(n) for j in range(n) if fine[i] == fine[j]]   # i = j kept
+    D = [Kn[i, j] for i in range(n) for j in range(n) if fine[i] != fine[j]]
+    official = relative_ratio(K, fine, include_diagonal=True)
+    assert official == pytest.approx(np.mean(S) / (np.mean(S) + np.mean(D)))
+    # the diagonal adds ones to the same-class mean: the official R is the larger here
+    assert official > relative_ratio(K, fine)
+    with pytest.raises(ValueError, match="train–train kernel only"):
+        relative_ratio(K[:3], fine[:3], fine, diag_rows=np.diag(K)[:3], diag_cols=np.diag(K),
+                       include_diagonal=True)
+
+
+def _test_train(seed=0, sep=3.0):
+    X, fine = _clusters(seed=seed, per=8)
+    Xt, ft = _clusters(seed=seed + 1, per=4)
+    y = np.where(np.isin(fine, [3, 5]), 1.0, -1.0)
+    yt = np.where(np.isin(ft, [3, 5]), 1.0, -1.0)
+    return X, y, Xt, yt
+
+
+def test_ratio_difference_point_estimate_and_interval():
+    X, y, Xt, yt = _test_train()
+    H, Ht = _rbf(X, X), _rbf(Xt, X)
+    d = (np.ones(len(yt)), np.diag(H))
+    Zt = oracle_Z(yt, y)
+    K_or = Ht + 0.3 * Zt
+    out = ratio_difference(K_or, Ht, yt, y, diag_a=d, diag_b=d, n_boot=500, seed=1)
+    r_or = relative_ratio(K_or, yt, y, diag_rows=d[0], diag_cols=d[1])
+    r_h = relative_ratio(Ht, yt, y, diag_rows=d[0], diag_cols=d[1])
+    assert out["estimate"] == pytest.approx(r_or - r_h)
+    assert out["r_a"] == pytest.approx(r_or) and out["r_b"] == pytest.approx(r_h)
+    assert out["low"] <= out["estimate"] <= out["high"]
+    assert out["low"] > 0          # the oracle term raises R on every resample
+    assert out["high"] - out["low"] > 0   # the resampling varies the points
+    # a kernel against itself: the difference is 0 on every resample
+    same = ratio_difference(Ht, Ht, yt, y, diag_a=d, diag_b=d, n_boot=200)
+    assert same["estimate"] == 0.0 and same["low"] == 0.0 and same["high"] == 0.0
+    # swapping the kernels flips the sign (the same resamples for the same seed)
+    rev = ratio_difference(Ht, K_or, yt, y, diag_a=d, diag_b=d, n_boot=500, seed=1)
+    assert rev["estimate"] == pytest.approx(-out["estimate"])
+    assert rev["low"] == pytest.approx(-out["high"]) and rev["high"] == pytest.approx(-out["low"])
+
+
+def test_ratio_difference_interval_covers_the_population_value():
+    """Coverage of the two-way bootstrap on a noisy kernel: most 90 % intervals computed on
+    independent samples of points contain the value of a very large sample."""
+    rng = np.random.default_rng(0)
+
+    def sample(b, n):
+        y = np.repeat([1.0, -1.0], n // 2)
+        yt = np.repeat([1.0, -1.0], b // 2)
+        u, ut = rng.normal(size=n), rng.normal(size=b)      # per-point effects
+        K = 0.3 + 0.2 * np.outer(yt, y) + 0.1 * (ut[:, None] + u[None, :])
+        K = K + 0.05 * rng.normal(size=K.shape)
+        Kb = 0.3 + 0.1 * (ut[:, None] + u[None, :]) + 0.05 * rng.normal(size=K.shape)
+        return K, Kb, yt, y
+
+    K, Kb, yt, y = sample(2000, 2000)
+    ones = (np.ones(len(yt)), np.ones(len(y)))
+    truth = ratio_difference(K, Kb, yt, y, diag_a=ones, diag_b=ones, n_boot=1)["estimate"]
+    hits = 0
+    for _ in range(40):
+        K, Kb, yt, y = sample(20, 20)
+        ones = (np.ones(len(yt)), np.ones(len(y)))
+        out = ratio_difference(K, Kb, yt, y, diag_a=ones, diag_b=ones, n_boot=400,
+                               level=0.9, seed=int(rng.integers(1 << 30)))
+        hits += out["low"] <= truth <= out["high"]
+    assert hits >= 30
+
+
+def test_follow_change_and_interval():
+    X, fine = _clusters(per=6)
+    A = {3: 1, 5: 1, 1: -1, 9: -1}
+    B = {3: 1, 1: 1, 5: -1, 9: -1}
+    out = compare_label_systems(
+        {"ntk": lambda X, y: _rbf(X, X),
+         "oracle": lambda X, y: lantk_kernel(_rbf(X, X), oracle_Z(y, y), 1.0)}, X, fine, A, B)
+    # a label-agnostic kernel does not follow the labels, exactly, on every resample
+    assert out["ntk"].follow_change() == 0.0
+    iv = out["ntk"].follow_interval(n_boot=200)
+    assert iv["low"] == 0.0 and iv["high"] == 0.0
+    o = out["oracle"]
+    k = {c: i for i, c in enumerate(o.classes)}
+    by_hand = 0.5 * ((o._gap(o.sim_a, A) - o._gap(o.sim_b, A))
+                     + (o._gap(o.sim_b, B) - o._gap(o.sim_a, B)))
+    assert o.follow_change() == pytest.approx(by_hand)
+    ga = np.mean([o.sim_a[k[3], k[5]], o.sim_a[k[1], k[9]]]) - np.mean(
+        [o.sim_a[k[3], k[1]], o.sim_a[k[3], k[9]], o.sim_a[k[5], k[1]], o.sim_a[k[5], k[9]]])
+    assert o.label_gap()[0] == pytest.approx(ga)
+    iv = o.follow_interval(n_boot=300, seed=2)
+    assert 0 < iv["low"] <= iv["estimate"] <= iv["high"]
+    assert iv["estimate"] == pytest.approx(o.follow_change())
+    # the bootstrap's weighted tables equal the plain tables for weights all one
+    Kn = o.normalized_a
+    i3, i5 = np.flatnonzero(fine == 3), np.flatnonzero(fine == 5)
+    assert o.sim_a[k[3], k[5]] == pytest.approx(Kn[np.ix_(i3, i5)].mean())
+    # a comparison built by hand has no kernels to resample
+    bare = LabelSystemComparison(o.classes, o.sim_a, o.sim_b, A, B)
+    assert bare.follow_change() == pytest.approx(o.follow_change())
+    with pytest.raises(ValueError, match="needs the normalised kernels"):
+        bare.follow_interval()
 
 
 # ----------------------------------------------------------------------------- bad input
