@@ -935,8 +935,14 @@ def _staged_notebook(notebook: Path, root: Path) -> bytes:
     nb = nbformat.read(str(notebook), as_version=4)
     prefix = str(root.resolve()) + os.sep
     for cell in nb.cells:
-        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags:
             cell.source = cell.source.replace(prefix, "")
+        # the parameters (and what papermill injected) are folded away behind a toggle:
+        # the chapter's first code cell shows what the run resolved them to
+        if ("parameters" in tags or "injected-parameters" in tags) and not any(
+                t.startswith(("remove-", "hide-")) for t in tags):
+            cell.metadata["tags"] = [*tags, "hide-input"]
     pm_meta = nb.metadata.get("papermill", {})
     for k in ("input_path", "output_path"):
         if isinstance(pm_meta.get(k), str):

@@ -479,3 +479,21 @@ def test_lantk_run_without_the_book_extra_names_it(book, capsys, monkeypatch):
     assert cli.main(["run", "tiny", "--root", str(book)]) == 2
     err = capsys.readouterr().err
     assert "needs the book extra (papermill not installed)" in err and "lantk[book]" in err
+
+
+def test_staged_notebooks_fold_the_parameter_cells_away(tmp_path):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("n = 3", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(f'output_dir = "{tmp_path}/runs/x"',
+                                          metadata={"tags": ["injected-parameters"]}),
+                nbformat.v4.new_code_cell("p = 1", metadata={"tags": ["parameters", "remove-cell"]}),
+                nbformat.v4.new_code_cell("print(n)")]
+    path = tmp_path / "x.ipynb"
+    nbformat.write(nb, str(path))
+    staged = nbformat.reads(runner._staged_notebook(path, tmp_path).decode(), as_version=4)
+    tags = [c.metadata.get("tags", []) for c in staged.cells]
+    assert tags == [["parameters", "hide-input"], ["injected-parameters", "hide-input"],
+                    ["parameters", "remove-cell"], []]
+    assert staged.cells[1].source == 'output_dir = "runs/x"'
