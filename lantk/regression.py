@@ -33,14 +33,19 @@ import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import lapack
 
-from lantk._checks import as_float_array, check_kernel_pair, check_lengths, encode_labels
+from dataclasses import dataclass
+
+from lantk._checks import (as_float_array, check_finite, check_kernel_pair, check_lengths,
+                           encode_labels)
 
 __all__ = [
     "SingularKernelWarning",
+    "SolveInfo",
     "accuracy",
     "kernel_regression",
     "kernel_solve",
     "predict_labels",
+    "solve",
 ]
 
 
@@ -106,18 +111,41 @@ def _apply(kind_factor, B: np.ndarray) -> np.ndarray:
     return sla.lu_solve(fac, B, check_finite=False)
 
 
+@dataclass(frozen=True)
+class SolveInfo:
+    """How ``(H + ρI)⁻¹ B`` was solved: ``jitter`` is the diagonal shift added beyond ``ρ``
+    (0 when none was needed), ``rcond`` LAPACK's estimate of the reciprocal condition number of
+    the matrix first tried (before any jitter), ``method`` ``"cholesky"`` (positive definite)
+    or ``"lu"`` (indefinite or nearly singular)."""
+
+    rho: float
+    jitter: float
+    rcond: float
+    method: str
+
+    @property
+    def regularised(self) -> bool:
+        return self.jitter > 0
+
+
 def _solve_validated(H: np.ndarray, B: np.ndarray, rho: float, name: str = "H_train",
-                     stacklevel: int = 3):
-    """``(H + ρI)⁻¹ B`` for validated float64 inputs, with the jitter fallback."""
+                     stacklevel: int = 3, info: bool = False):
+    """``(H + ρI)⁻¹ B`` for validated float64 inputs, with the jitter fallback; with
+    ``info=True`` also the :class:`SolveInfo`."""
     n = H.shape[0]
     threshold = n * np.finfo(np.float64).eps
     fac, rcond = _factor(H, rho)
     if rcond >= threshold:
-        return _apply(fac, B)
-    scale = float(np.mean(np.abs(np.diag(H)))) or float(np.max(np.abs(H))) or 1.0
+        out = _apply(fac, B)
+        return (out, SolveInfo(rho, 0.0, rcond, _METHOD[fac[0]])) if info else out
+    with np.errstate(over="ignore"):
+        scale = float(np.mean(np.abs(np.diag(H)))) or float(np.max(np.abs(H))) or 1.0
+    if not np.isfinite(scale):
+        raise ValueError(f"{name} has entries too large to regularise (mean |diagonal| "
+                         f"overflows float64): rescale the kernel (or lower c)")
     first_rcond = rcond
     jitter = 1e-10 * scale
-    while jitter <= 1e-2 * scale:
+    for _ in range(5):  # 1e-10, 1e-8, ..., 1e-2 times the scale
         fac, rcond = _factor(H, rho + jitter)
         if rcond >= threshold:
             warnings.warn(
@@ -125,11 +153,40 @@ def _solve_validated(H: np.ndarray, B: np.ndarray, rho: float, name: str = "H_tr
                 f"condition number {first_rcond:.2e} < n*eps = {threshold:.2e}); added a jitter "
                 f"{jitter:.2e} to the diagonal ({jitter / scale:.0e} × mean|diag|). Pass rho > 0 "
                 f"to regularise explicitly.", SingularKernelWarning, stacklevel=stacklevel)
-            return _apply(fac, B)
+            out = _apply(fac, B)
+            return (out, SolveInfo(rho, jitter, first_rcond, _METHOD[fac[0]])) if info else out
         jitter *= 100.0
     raise ValueError(
         f"{name} + rho*I is singular even with a jitter of 1e-2 × mean|diag| (reciprocal "
         f"condition number {rcond:.2e}); the kernel matrix is degenerate")
+
+
+_METHOD = {"chol": "cholesky", "lu": "lu"}
+
+
+def solve(H, B, rho: float = 0.0, *, return_info: bool = False):
+    """``(H + ρI)⁻¹ B`` for a symmetric kernel matrix ``H`` and any right-hand side ``B``
+    (``(n,)`` or ``(n, k)``), float64: Cholesky when ``H + ρI`` is positive definite, LU
+    otherwise, and a small jitter with a :class:`SingularKernelWarning` when it is
+    numerically singular.
+
+    Args:
+        H: ``(n, n)`` symmetric matrix.
+        B: right-hand side with ``n`` rows.
+        rho: ridge ``ρ >= 0``.
+        return_info: also return the :class:`SolveInfo` (whether a jitter was needed).
+
+    Example:
+        >>> import numpy as np
+        >>> solve(np.eye(2) * 2.0, np.array([1.0, 4.0])).round(12).tolist()
+        [0.5, 2.0]
+    """
+    rho = _check_rho(rho)
+    H, _ = check_kernel_pair(H, None, name_train="H")
+    B = as_float_array(B, "B", ndim=(1, 2))
+    check_finite(B, "B")
+    check_lengths("H", H.shape[0], "B", B.shape[0])
+    return _solve_validated(H, B, rho, name="H", info=return_info)
 
 
 def kernel_solve(H_train, y, rho: float = 0.0) -> np.ndarray:
@@ -156,7 +213,8 @@ def kernel_solve(H_train, y, rho: float = 0.0) -> np.ndarray:
     return _solve_validated(H, lab.Y, rho)
 
 
-def kernel_regression(H_train, H_test_train, y, rho: float = 0.0) -> np.ndarray:
+def kernel_regression(H_train, H_test_train, y, rho: float = 0.0, *,
+                      return_info: bool = False):
     """Kernel regression predictions ``f = K(X*, X) (H + ρI)⁻¹ y`` (spec §1).
 
     Args:
@@ -167,8 +225,12 @@ def kernel_regression(H_train, H_test_train, y, rho: float = 0.0) -> np.ndarray:
         rho: ridge ``ρ >= 0`` (default 0, the paper's setting). A numerically singular
             ``H + ρI`` gets a small jitter and a :class:`SingularKernelWarning`.
 
+        return_info: also return the :class:`SolveInfo`: whether the solve had to add a
+            jitter (``info.regularised``), and the reciprocal condition number.
+
     Returns:
-        ``(b,)`` float64 decision values for binary labels, ``(b, C)`` for multi-class.
+        ``(b,)`` float64 decision values for binary labels, ``(b, C)`` for multi-class;
+        with ``return_info``, ``(f, info)``.
 
     Raises:
         ValueError: NaN/inf, a non-square or non-symmetric ``H_train``, ``H_test_train`` with
@@ -187,6 +249,9 @@ def kernel_regression(H_train, H_test_train, y, rho: float = 0.0) -> np.ndarray:
         raise ValueError("H_test_train is required (pass H_train to get fitted values)")
     lab = encode_labels(y, "y")
     check_lengths("H_train", H.shape[0], "y", len(lab))
+    if return_info:
+        alpha, info = _solve_validated(H, lab.Y, rho, info=True)
+        return Ht @ alpha, info
     alpha = _solve_validated(H, lab.Y, rho)
     return Ht @ alpha
 

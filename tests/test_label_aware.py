@@ -145,7 +145,7 @@ def test_lantk_kernel_bad_input():
         lantk_kernel(H, Z + np.triu(np.ones_like(Z), 1), 1.0)
     with pytest.raises(ValueError, match="contains NaN"):
         lantk_kernel(H, np.where(np.eye(10) > 0, np.nan, Z), 1.0)
-    with pytest.raises(ValueError, match="c must be finite"):
+    with pytest.raises(ValueError, match="c must be a finite number"):
         lantk_kernel(H, Z, np.inf)
 
 
@@ -373,3 +373,73 @@ def test_module_docstring_examples_run():
 
     res = doctest.testmod(label_aware)
     assert res.failed == 0 and res.attempted > 0
+
+
+# --------------------------------------------------------------------------- indefinite K + λZ
+def _indefinite_case(n=12, seed=0):
+    """A positive definite K (eigenvalues 0.05 .. 3) and a Z with the same eigenvectors whose
+    eigenvalue −1 sits on K's smallest: at λ = 1, K + λZ has the eigenvalue 0.05 − 1 < 0, so
+    it is provably indefinite."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    K = (Q * np.linspace(0.05, 3.0, n)) @ Q.T
+    Z = (Q * np.linspace(-1.0, 2.0, n)) @ Q.T
+    y = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+    y[:2] = [1.0, -1.0]
+    return (K + K.T) / 2, (Z + Z.T) / 2, y, rng.standard_normal((5, n))
+
+
+def test_indefinite_label_aware_kernel_is_measured_reported_and_repaired():
+    from lantk import regression
+
+    K, Z, y, Kt = _indefinite_case()
+    K_la, spec = label_aware.lantk_kernel(K, Z, 0.0, lam=1.0, return_spectrum=True)
+    assert spec.min < 0 and not spec.psd and spec.relative_min < 0
+    np.testing.assert_allclose(spec.min, np.linalg.eigvalsh(K + Z)[0], rtol=1e-10)
+    assert spec.lam == 1.0 and spec.condition >= 1
+
+    # a singular indefinite matrix: the regression reports the jitter in its result
+    ev, V = np.linalg.eigh(K_la)
+    ev[np.argmin(np.abs(ev))] = 0.0
+    S = (V * ev) @ V.T
+    S = (S + S.T) / 2
+    with pytest.warns(regression.SingularKernelWarning):
+        f, info = regression.kernel_regression(S, Kt, y, return_info=True)
+    assert info.regularised and info.jitter > 0 and f.shape == (5,)
+    f2, info2 = regression.kernel_regression(K, Kt, y, return_info=True)
+    assert not info2.regularised and info2.method == "cholesky"
+
+    # the PSD option: the training block is a kernel matrix again
+    Zt = np.random.default_rng(1).standard_normal((5, len(y)))
+    K_p, K_pt, spec_p = label_aware.lantk_kernel(K, Z, 0.0, K[:5], Zt,
+                                                 lam=1.0, psd=True, return_spectrum=True)
+    ev = np.linalg.eigvalsh(K_p)
+    assert ev[0] >= -1e-10 * ev[-1] and spec_p.psd
+    # and the test rows are consistent with it: the joint train+test matrix of the feature
+    # map is PSD (test rows of Z projected onto the kept eigenvectors)
+    Zp, Zpt = label_aware.psd_projection(Z, Zt)
+    s, V = np.linalg.eigh(Z)
+    Vp = V[:, s > 1e-12 * np.abs(s).max()]
+    np.testing.assert_allclose(Zpt, Zt @ Vp @ Vp.T, atol=1e-12)
+    np.testing.assert_allclose(K_pt, K[:5] + Zpt, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"c": -5.0}, "c must be a finite number >= 0"),
+    ({"c": float("inf")}, "c must be a finite number >= 0"),
+    ({"c": 0.0, "lam": -1.0}, "lam must be a finite number >= 0"),
+    ({"c": 1e308}, "not finite|non-finite"),
+])
+def test_label_aware_strength_is_checked(kwargs, match):
+    K, Z, _, _ = _indefinite_case()
+    with pytest.raises(ValueError, match=match):
+        label_aware.lantk_kernel(K * 10, Z, **kwargs)
+
+
+def test_huge_kernels_give_an_error_not_a_hang():
+    from lantk import regression
+
+    K, Z, y, Kt = _indefinite_case()
+    S = np.full((len(y), len(y)), 1.7e308)  # singular, and its mean |diagonal| overflows
+    with pytest.raises(ValueError, match="too large to regularise"):
+        regression.kernel_regression(S, Kt, y)
