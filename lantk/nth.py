@@ -701,7 +701,7 @@ def _slope_interval(drift, pred, level=0.95):
     return mean, mean - half, mean + half
 
 
-def drift_experiment(X, y, widths, *, draws, t, inits=INITS, samples=20_000, seed=0,
+def drift_experiment(X, y, widths, *, draws, t, inits=INITS, samples=200_000, seed=0,
                      step=0.5, level=0.95):
     """Predicted against measured mean drift of the tangent kernel of trained two-layer networks.
 
