@@ -8,12 +8,18 @@ neural tangent hierarchy"):
     d/dt K⁽ʳ⁾_t(x_1..x_r) = −(1/n) Σ_i K⁽ʳ⁺¹⁾_t(x_1..x_r, x_i) (f_t(x_i) − y_i).
 
 Freezing ``K⁽⁴⁾`` at initialisation, taking the residuals from the NTK dynamics
-(``r_t = −e^{−tH/n} y``) and averaging over the initialisation (``E K⁽³⁾_0 = 0``) gives the
-label-aware kernel of Chen, He & Su (NeurIPS 2020), "Label-aware neural tangent kernel":
+(``r_t = −e^{−tH/n} y`` when ``f_0 = 0``) and averaging over the initialisation
+(``E K⁽³⁾_0 = 0``) gives the label-aware kernel of Chen, He & Su (NeurIPS 2020), "Label-aware
+neural tangent kernel":
 
     E K⁽²⁾_t(a, b) = K(a, b) + ⟨E K⁽⁴⁾(a, b, ·, ·), N_t⟩,   N_t = (1/n²) ∫_0^t r_s R_sᵀ ds,
 
 with ``R_s = ∫_0^s r_u du`` and one n×n matrix ``N_t`` (:func:`N_t`) for all pairs ``(a, b)``.
+That is the expected drift for an antisymmetric initialisation (``f_0 = 0``). For the standard
+one (``r_t = e^{−tH/n}(f_0 − y)``) two terms of the same order ``1/m`` join it:
+``⟨E K⁽⁴⁾, N_t[Σ_0]⟩`` with ``Σ_0 = E f_0 f_0ᵀ`` and ``−⟨E[K⁽³⁾_0 f_0ᵀ], H⁻¹(I − e^{−tH/n})⟩``
+(:func:`nth_kernel`, ``init=``). :func:`trained_drift` and :func:`drift_experiment` measure
+the mean drift of trained networks against these predictions.
 
 Contents:
 
@@ -23,7 +29,12 @@ Contents:
   ReLU network of spec §2 (both layers trained, no bias) and its NTK in closed form.
 * :func:`two_layer_k4_contract` -- ``Σ_ij K⁽⁴⁾(a, b, i, j) N_ij`` of the two-layer network at
   given weights for all pairs at once, without forming ``K⁽⁴⁾``.
-* :func:`N_t` and :func:`nth_kernel` -- the LANTK-NTH kernel.
+* :func:`two_layer_k3f_contract` -- the same-neuron part of ``⟨K⁽³⁾(a, b, ·) f(·)ᵀ, M⟩``,
+  whose mean is the standard initialisation's extra first-order term.
+* :func:`N_t` and :func:`nth_kernel` -- the LANTK-NTH kernel (``init="standard"`` or
+  ``"antisymmetric"``).
+* :func:`trained_drift`, :func:`drift_experiment` -- RK4 gradient flow of many two-layer
+  networks and the slope of their mean kernel drift on the prediction.
 
 The two-layer ``K⁽⁴⁾`` per neuron. For ``f(x) = m^{-1/2} Σ_r a_r σ(w_rᵀx)``, ``σ = relu``,
 write ``σ_k = σ(w_rᵀx_k)``, ``e_k = σ'(w_rᵀx_k) = 1[w_rᵀx_k > 0]`` (``σ'' = 0``) and
