@@ -9,6 +9,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from lantk import nth
+from lantk.archs import two_layer_relu_kernel
 
 
 def _problem(n=8, b=3, d=5, seed=0):
@@ -96,7 +97,8 @@ def test_nth_kernel_equals_autodiff_on_sampled_weights(t):
     made of the same Monte Carlo neurons (two_layer_init(seed, d, samples))."""
     X, y, X_te = _problem(n=5, b=2, d=4)
     samples, width, seed = 7, 50.0, 11
-    K_tr, K_te = nth.nth_kernel(X, y, X_te, width=width, t=t, samples=samples, seed=seed)
+    K_tr, K_te = nth.nth_kernel(X, y, X_te, width=width, t=t, samples=samples, seed=seed,
+                                init="antisymmetric")
     p = nth.two_layer_init(seed, X.shape[1], samples)
     allx = np.concatenate([X, X_te])
     n = len(X)
@@ -114,7 +116,7 @@ def test_nth_kernel_equals_autodiff_on_sampled_weights(t):
 def test_nth_kernel_equals_direct_oracle(t):
     X, y, X_te = _problem(n=12, b=4, d=6, seed=5)
     kw = {"width": 30, "t": t, "samples": 40, "seed": 2}
-    K_tr, K_te = nth.nth_kernel(X, y, X_te, **kw)
+    K_tr, K_te = nth.nth_kernel(X, y, X_te, init="antisymmetric", **kw)
     O_tr, O_te = nth._direct_nth_oracle(X, y, X_te, **kw)
     np.testing.assert_allclose(K_tr, O_tr, rtol=1e-9, atol=1e-11 * np.abs(O_tr).max())
     np.testing.assert_allclose(K_te, O_te, rtol=1e-9, atol=1e-11 * np.abs(O_te).max())
@@ -145,10 +147,12 @@ def test_multiclass_sums_over_classes():
     classes = np.arange(12) % 3
     Y = np.eye(3)[classes] - 1 / 3  # centred one-hot (spec §1)
     kw = {"width": 20, "t": 5.0, "samples": 30, "seed": 1}
-    K = nth.nth_kernel(X, classes, X_te, **kw)
-    for a, b in zip(K, nth.nth_kernel(X, Y, X_te, **kw)):
+    K = nth.nth_kernel(X, classes, X_te, init="antisymmetric", **kw)
+    for a, b in zip(K, nth.nth_kernel(X, Y, X_te, init="antisymmetric", **kw)):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(K, nth._direct_nth_oracle(X, classes, X_te, **kw)):
+    for a, b in zip(nth.nth_kernel(X, classes, X_te, **kw), nth.nth_kernel(X, Y, X_te, **kw)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(K, nth._direct_nth_oracle(X, classes, X_te, **kw)):  # the f_0 = 0 formula
         np.testing.assert_allclose(a, b, rtol=1e-10)
     H = nth.two_layer_ntk(X)
     lam, P = np.linalg.eigh(H)
@@ -294,6 +298,8 @@ def test_two_layer_ntk_agrees_with_archs():
     ({"samples": 2.5}, "samples"),
     ({"t": -1.0}, "t must"),
     ({"t": np.nan}, "t must"),
+    ({"init": "symmetric"}, "init must"),
+    ({"init": None}, "init must"),
 ])
 def test_nth_kernel_validates_inputs(change, match):
     rng = np.random.default_rng(0)
@@ -312,3 +318,179 @@ def test_N_t_validates_inputs():
         nth.N_t(H, y, t=-2)
     with pytest.raises(ValueError):
         nth.N_t(H, np.array([1.0, 2.0, -1.0]))
+
+
+# ----------------------------------------------------------------------------- standard init
+def _plain_N(H, T, t):
+    """N_t[T] = P[(PᵀTP)_ij g_ij]Pᵀ with the plain formula of spec §5 for g."""
+    n = len(H)
+    lam, P = np.linalg.eigh(H)
+    li, lj = lam[:, None], lam[None, :]
+    if np.isinf(t):
+        g = 1 / (li * (li + lj))
+    else:
+        g = (-np.expm1(-t / n * li) / li - (-np.expm1(-t / n * (li + lj))) / (li + lj)) / lj
+    return P @ ((P.T @ T @ P) * g) @ P.T
+
+
+def _plain_M(H, t):
+    """H⁻¹(I − e^{−tH/n}) by scipy's matrix exponential."""
+    from scipy.linalg import expm
+
+    n = len(H)
+    if np.isinf(t):
+        return np.linalg.inv(H)
+    return np.linalg.solve(H, np.eye(n) - expm(-t * H / n))
+
+
+def test_k3f_contract_equals_autodiff():
+    """Per neuron, K3(a, b, i) f(x_k) by nested autodiff of the one-neuron network = the formula;
+    for a wider network the formula is the sum of its neurons' (the same-neuron part)."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((6, 4))
+    n = 4
+    M = rng.standard_normal((n, n))
+    p = nth.two_layer_init(3, d=4, width=5, a_dist="normal")
+    total = 0.0
+    for r in range(5):
+        q = {"W": p["W"][r:r + 1], "a": p["a"][r:r + 1]}
+        K3, _ = nth.higher_order_kernels(nth.two_layer_apply, q, X)
+        f = np.asarray(nth.two_layer_apply(q, X[:n]))
+        ref = np.einsum("abi,k,ik->ab", K3[:, :n, :n], f, M)
+        got = nth.two_layer_k3f_contract(q, X, X[:n], M)
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12 * np.abs(ref).max())
+        total = total + ref
+    np.testing.assert_allclose(nth.two_layer_k3f_contract(p, X, X[:n], M, chunk=2), total / 25,
+                               rtol=1e-10, atol=1e-12 * np.abs(total).max())
+
+
+@pytest.mark.parametrize("t", [np.inf, 2.5])
+def test_standard_nth_kernel_equals_autodiff_per_neuron(t):
+    """nth_kernel(init="standard") = H + (1/(samples·width)) Σ_r [⟨K4_r, N_t[yyᵀ + Σ_0]⟩
+    − ⟨K3_r f_rᵀ, M_t⟩] with K3_r, K4_r, f_r by autodiff of the one-neuron network of each Monte
+    Carlo neuron; N_t, M_t, Σ_0 from the plain formulas."""
+    X, y, X_te = _problem(n=5, b=2, d=4, seed=9)
+    samples, width, seed = 6, 40.0, 4
+    K_tr, K_te = nth.nth_kernel(X, y, X_te, width=width, t=t, samples=samples, seed=seed)
+    H = nth.two_layer_ntk(X)
+    S0 = two_layer_relu_kernel(X, None, "nngp")
+    N, M = _plain_N(H, np.outer(y, y) + S0, t), _plain_M(H, t)
+    allx, n = np.concatenate([X, X_te]), len(X)
+    p = nth.two_layer_init(seed, X.shape[1], samples)
+    corr = 0.0
+    for r in range(samples):
+        q = {"W": p["W"][r:r + 1], "a": p["a"][r:r + 1]}
+        K3, K4 = nth.higher_order_kernels(nth.two_layer_apply, q, allx)
+        f = np.asarray(nth.two_layer_apply(q, X))
+        corr = corr + np.einsum("abij,ij->ab", K4[:, :n, :n, :n], N) \
+            - np.einsum("abi,k,ik->ab", K3[:, :n, :n], f, M)
+    corr = corr / (samples * width)
+    ref_tr, ref_te = H + corr[:n], nth.two_layer_ntk(X_te, X) + corr[n:]
+    np.testing.assert_allclose(K_tr, ref_tr, rtol=1e-9, atol=1e-11 * np.abs(ref_tr).max())
+    np.testing.assert_allclose(K_te, ref_te, rtol=1e-9, atol=1e-11 * np.abs(ref_te).max())
+    anti = nth.nth_kernel(X, y, X_te, width=width, t=t, samples=samples, seed=seed,
+                          init="antisymmetric")
+    assert np.abs(K_tr - anti[0]).max() > 0.1 * np.abs(anti[0] - H).max()  # the terms matter
+
+
+def test_init_expectations_match_finite_networks_statistically():
+    """Over many initialisations of a width-3 network (a ~ N(0, 1)): E f_0 f_0ᵀ = Σ_0 (NNGP), and
+    E ⟨K3_0(a, b, ·) f_0ᵀ, M⟩ by nested autodiff of the whole network = the per-neuron formula
+    (many Monte Carlo neurons) / width."""
+    rng = np.random.default_rng(10)
+    d, m, n, draws = 3, 3, 3, 4000
+    X = rng.standard_normal((n, d))
+    M = rng.standard_normal((n, n))
+    Ws = rng.standard_normal((draws, m, d))
+    As = rng.standard_normal((draws, m))
+
+    def k3f(W, a):
+        theta = jnp.concatenate([W.ravel(), a])
+
+        def out(th):
+            return nth.two_layer_apply({"W": th[:m * d].reshape(m, d), "a": th[m * d:]}, X)
+
+        J = lambda th: jax.jacrev(out)(th)
+        K2 = lambda th: J(th) @ J(th).T
+        K3 = jnp.stack([jax.jvp(K2, (theta,), (v,))[1] for v in J(theta)], axis=-1)
+        return jnp.einsum("abi,k,ik->ab", K3, out(theta), M), jnp.outer(out(theta), out(theta))
+
+    vals, ff = jax.jit(jax.vmap(k3f))(jnp.asarray(Ws), jnp.asarray(As))
+    vals, ff = np.asarray(vals), np.asarray(ff)
+    S0 = two_layer_relu_kernel(X, None, "nngp")
+    se = ff.std(0) / np.sqrt(draws)
+    assert np.all(np.abs(ff.mean(0) - S0) < 4.5 * se)
+    big = nth.two_layer_init(0, d, 400_000)
+    expect = nth.two_layer_k3f_contract(big, X, X, M) * 400_000 / m  # E[a² φ M σ] / width
+    se = vals.std(0) / np.sqrt(draws)
+    z = (vals.mean(0) - expect) / se
+    assert np.all(np.abs(z) < 4.5), z
+    assert np.abs(expect).max() > 6 * se.max()  # resolved: not zero within the noise
+
+
+# ----------------------------------------------------------------------------- trained networks
+def test_trained_drift_matches_scipy_gradient_flow():
+    """The RK4 flows of trained_drift = scipy's DOP853 on the same networks: to round-off for the
+    gated network (a polynomial vector field), to the accuracy the ReLU kinks allow for the ReLU
+    network; at t → 0 the two drifts agree (no pattern has flipped yet)."""
+    X, y, _ = _problem(n=5, b=1, d=3, seed=11)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    m, t, n = 8, 3.0, len(X)
+    D, D_ae, r = nth.trained_drift(X, y, m, draws=1, t=t, seed=5, step=0.05)
+    W0, a0 = nth._draw_networks(np.random.default_rng(5), 1, 3, m, "standard")
+    e0 = (X @ W0[0].T > 0).astype(float)
+
+    def unpack(z):
+        return z[:m * 3].reshape(m, 3), z[m * 3:]
+
+    def parts(z, gated):
+        W, a = unpack(z)
+        S = X @ W.T
+        e = e0 if gated else (S > 0).astype(float)
+        return W, a, e * S, e
+
+    def rhs(z, gated):
+        W, a, sig, e = parts(z, gated)
+        res = sig @ a / np.sqrt(m) - y
+        dW = -a[:, None] * ((e * res[:, None]).T @ X) / (n * np.sqrt(m))
+        return np.concatenate([dW.ravel(), -(sig.T @ res) / (n * np.sqrt(m))])
+
+    def ntk(z, gated):
+        W, a, sig, e = parts(z, gated)
+        return (sig @ sig.T + ((e * a**2) @ e.T) * (X @ X.T)) / m
+
+    z0 = np.concatenate([W0[0].ravel(), a0[0]])
+    for gated, got, tol in ((True, D_ae[0], 1e-7), (False, D[0], 1e-2)):
+        sol = solve_ivp(lambda _, z: rhs(z, gated), (0, t), z0, method="DOP853", rtol=1e-12,
+                        atol=1e-14)
+        ref = ntk(sol.y[:, -1], gated) - ntk(z0, gated)
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max())
+    W, a, sig, _ = parts(sol.y[:, -1], False)
+    np.testing.assert_allclose(r[0], sig @ a / np.sqrt(m) - y, rtol=1e-2, atol=1e-3)
+    D, D_ae, _ = nth.trained_drift(X, y, 64, draws=3, t=1e-3, seed=1)
+    np.testing.assert_allclose(D_ae, D, rtol=1e-9, atol=1e-12)
+    assert np.abs(D).max() > 0
+
+
+def test_drift_experiment_tiny():
+    """Gated networks follow the prediction of their initialisation; the f_0 = 0 formula misses
+    the standard initialisation's drift."""
+    X, y, _ = _problem(n=6, b=1, d=4, seed=12)
+    X = X / np.linalg.norm(X, axis=1, keepdims=True)
+    lam_max = np.linalg.eigvalsh(nth.two_layer_ntk(X))[-1]
+    rows = nth.drift_experiment(X, y, [1024], draws=12, t=10 * 6 / lam_max,
+                                inits=("antisymmetric",), samples=50_000, seed=0)
+    (row,) = rows
+    assert row["init"] == "antisymmetric" and row["width"] == 1024 and row["draws"] == 12
+    assert row["ae_low"] < 1 < row["ae_high"] and row["ae_high"] - row["ae_low"] < 0.1
+    assert row["f0zero_slope"] == row["ae_slope"]
+    (row,) = nth.drift_experiment(X, y, [128], draws=40, t=10 * 6 / lam_max,
+                                  inits="standard", samples=50_000, seed=0)
+    assert row["ae_low"] < 1 < row["ae_high"]
+    assert row["f0zero_high"] < 1  # the f_0 = 0 formula misses the standard init's drift
+    with pytest.raises(ValueError, match="init must"):
+        nth.drift_experiment(X, y, [8], draws=2, t=1.0, inits=("gaussian",))
+    with pytest.raises(ValueError, match="width"):
+        nth.trained_drift(X, y, 7, draws=2, t=1.0, init="antisymmetric")
+    with pytest.raises(ValueError, match="t must"):
+        nth.trained_drift(X, y, 8, draws=2, t=np.inf)
