@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -53,8 +54,69 @@ def two_layer_relu_ntk(X1, X2=None) -> np.ndarray:
     return two_layer_relu_kernel(X1, X2, "ntk")
 
 
+class _BlockCache:
+    """Kernel blocks (and label-aware estimates) of recent fits, keyed on the kernel and the
+    bytes of the inputs, so that the fits of a grid search over ``c`` (cloned estimators, the
+    same folds) compute each kernel once. Least recently used entries go first once the
+    cache holds more than ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 1 << 29):
+        import collections
+
+        self.max_bytes = max_bytes
+        self._d: collections.OrderedDict = collections.OrderedDict()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def digest(*arrays) -> str:
+        import hashlib
+
+        h = hashlib.sha1()
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(a.data)
+        return h.hexdigest()
+
+    def get(self, key, compute):
+        if key in self._d:
+            self._d.move_to_end(key)
+            self.hits += 1
+            return self._d[key][0]
+        self.misses += 1
+        value = compute()
+        size = sum(getattr(v, "nbytes", 0) for v in (value if isinstance(value, tuple)
+                                                        else (value,)))
+        if size <= self.max_bytes:
+            self._d[key] = (value, size)
+            while sum(v[1] for v in self._d.values()) > self.max_bytes:
+                self._d.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._d.clear()
+        self.hits = self.misses = 0
+
+
+_CACHE = _BlockCache()
+
+
+def _kernel_key(arch):
+    """What identifies the kernel of ``arch`` across cloned estimators: a lantk ``stax``
+    kernel's ``spec`` (a stable description of the architecture), else the function object."""
+    if arch is None:
+        return ("two-layer relu ntk",), None
+    fn = arch[2] if isinstance(arch, (tuple, list)) and len(arch) == 3 else arch
+    spec = getattr(fn, "spec", None)
+    if isinstance(spec, str):
+        return ("stax", spec), fn
+    return ("callable", id(fn)), fn  # fn is kept alive in the cache entry: its id is stable
+
+
 def _kernel_callable(arch):
-    """``arch`` as a function ``(X1, X2) -> K`` (float64 NumPy)."""
+    """``arch`` as a function ``(X1, X2) -> K`` (float64 NumPy). A lantk ``stax`` kernel
+    (one with a ``spec``) is computed in tiles by :func:`lantk.kernels.kernel_matrix`, so a
+    CIFAR-scale CNN kernel fits in memory."""
     if arch is None:
         return two_layer_relu_ntk
     if isinstance(arch, (tuple, list)):
@@ -68,6 +130,14 @@ def _kernel_callable(arch):
         raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout lantk)
             f"arch must be None, a kernel_fn, or an (init_fn, apply_fn, kernel_fn) triple; got "
             f"{type(arch).__name__}")
+    if isinstance(getattr(fn, "spec", None), str):
+        from lantk.kernels import kernel_matrix
+
+        def tiled(X1, X2):
+            return np.asarray(kernel_matrix(fn, X1, None if X2 is X1 else X2, get="ntk",
+                                            progress=False), dtype=np.float64)
+
+        return tiled
     try:
         takes_get = "get" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -144,8 +214,9 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
             c = float(self.c)
         except (TypeError, ValueError):
             raise ValueError(f"c must be a real number, got {self.c!r}") from None
-        if not np.isfinite(c):
-            raise ValueError(f"c must be finite, got {self.c!r}")
+        if not np.isfinite(c) or c < 0:
+            raise ValueError(f"c must be a finite number >= 0 (the weight of the label-aware "
+                             f"term), got {self.c!r}")
         if self.variant == "nth" and self.arch is not None:
             raise ValueError("variant 'nth' is the two-layer ReLU hierarchy: arch must be None")
         return c, _check_rho(self.rho)
@@ -159,7 +230,15 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
         return X.reshape((X.shape[0],) + shape)
 
     def _kernel(self, X1, X2):
-        K = _kernel_callable(self.arch)(self._inputs(X1), self._inputs(X2))
+        key, fn = _kernel_key(self.arch)
+        cache_key = ("K", key, self.input_shape, _BlockCache.digest(X1),
+                     "same" if X2 is X1 else _BlockCache.digest(X2))
+        K = _CACHE.get(cache_key, lambda: (self._compute_kernel(X1, X2), fn))[0]
+        return K.copy()
+
+    def _compute_kernel(self, X1, X2):
+        A = self._inputs(X1)
+        K = _kernel_callable(self.arch)(A, A if X2 is X1 else self._inputs(X2))
         if K.shape != (X1.shape[0], X2.shape[0]):
             raise ValueError(f"the kernel returned shape {K.shape}, expected "
                              f"{(X1.shape[0], X2.shape[0])}")
@@ -201,12 +280,25 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
             H = 0.5 * (H + H.T)
             K = H
             if v != "ntk":
-                Z = self._fit_Z(H, X, rho)
+                Z = self._fit_Z_cached(H, X, rho)
                 self.lambda_ = 0.0 if c == 0 else label_aware.scale_lambda(H, Z, c)
-                K = H + self.lambda_ * Z
+                with np.errstate(over="ignore", invalid="ignore"):
+                    K = H + self.lambda_ * Z
+                if not np.all(np.isfinite(K)):
+                    raise ValueError(f"the label-aware kernel H + λZ has non-finite entries "
+                                     f"(c={c:g}, λ={self.lambda_:g}): lower c")
         self.dual_coef_ = _solve_validated(K, self._lab.Y, rho, name="the kernel matrix",
                                            stacklevel=3)
         return self
+
+    def _fit_Z_cached(self, H, X, rho):
+        """``Z`` on the training pairs (and what predicting it needs), computed once per
+        kernel, data, labels and estimator settings: it does not depend on ``c``."""
+        key = ("Z", _kernel_key(self.arch)[0], self.input_shape, self.variant, self.solver,
+               self.eps, self.seed, rho, _BlockCache.digest(X, self._lab.Y))
+        Z, self._kr, self._fjlt = _CACHE.get(key, lambda: (self._fit_Z(H, X, rho), self._kr,
+                                                          self._fjlt))
+        return Z.copy()
 
     def _fit_Z(self, H, X, rho):
         kind, ver = self.variant.split("-")
@@ -232,7 +324,13 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
             if self.lambda_ != 0.0:
                 if self._kr is not None:
                     Z = np.empty_like(K)
-                    label_aware._nw_ratio(K, *self._kr, Z)
+                    dmin = label_aware._nw_ratio(K, *self._kr, Z)
+                    if dmin <= 1e-12 * abs(self._kr[1][0]):
+                        warnings.warn(
+                            "some inputs' kernel values lie so far outside the training range "
+                            "that the Nadaraya-Watson weights sum to <= 0: the label-aware term "
+                            "is unreliable for them (are the inputs scaled like the training "
+                            "inputs?)", RuntimeWarning, stacklevel=2)
                 else:
                     Z = self._fjlt.predict_pairs(X, K)
                 K = K + self.lambda_ * Z

@@ -163,7 +163,7 @@ def test_bad_parameters():
     X, y = _blobs(n=20)
     with pytest.raises(ValueError, match="unknown variant 'kr-v3'"):
         LANTKClassifier(variant="kr-v3").fit(X, y)
-    with pytest.raises(ValueError, match="c must be finite"):
+    with pytest.raises(ValueError, match="c must be a finite number"):
         LANTKClassifier(c=np.nan).fit(X, y)
     with pytest.raises(ValueError, match="rho must be a finite number >= 0"):
         LANTKClassifier(rho=-1).fit(X, y)
@@ -188,3 +188,72 @@ def test_module_docstring_examples_run():
 
     res = doctest.testmod(classifier)
     assert res.failed == 0 and res.attempted > 0
+
+
+# --------------------------------------------------------------------------- scaling and input
+def _digits_pair():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    keep = (y == 3) | (y == 5)
+    return X[keep][:120] / 16, y[keep][:120]
+
+
+def test_grid_search_over_c_computes_each_kernel_once_per_fold():
+    from sklearn.model_selection import GridSearchCV
+
+    from lantk import classifier as clf_mod
+
+    calls = []
+
+    def kernel(X1, X2):
+        calls.append((len(X1), len(X2)))
+        return clf_mod.two_layer_relu_ntk(X1, X2)
+
+    X, y = _digits_pair()
+    clf_mod._CACHE.clear()
+    search = GridSearchCV(LANTKClassifier(variant="kr-v2", arch=kernel),
+                          {"c": [0.03, 0.1, 0.3, 1.0, 3.0]}, cv=3, refit=False)
+    search.fit(X, y)
+    train_blocks = [c for c in calls if c[0] == c[1]]
+    # three folds: one train-train block each (the refit is off), not one per (fold, c)
+    assert len(train_blocks) == 3, calls
+    # and each fold's test-train block once as well
+    assert len(calls) == 6, calls
+    assert clf_mod._CACHE.hits >= 2 * 4 * 3
+
+
+def test_cached_blocks_do_not_change_the_result():
+    from lantk import classifier as clf_mod
+
+    X, y = _digits_pair()
+    clf_mod._CACHE.clear()
+    a = LANTKClassifier(variant="fjlt-v1", c=0.3).fit(X[:80], y[:80]).decision_function(X[80:90])
+    b = LANTKClassifier(variant="fjlt-v1", c=0.3).fit(X[:80], y[:80]).decision_function(X[80:90])
+    clf_mod._CACHE.clear()
+    c = LANTKClassifier(variant="fjlt-v1", c=0.3).fit(X[:80], y[:80]).decision_function(X[80:90])
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a, c)
+    # another c reuses the kernel and Z but gives another classifier
+    d = LANTKClassifier(variant="fjlt-v1", c=1.0).fit(X[:80], y[:80]).decision_function(X[80:90])
+    assert not np.allclose(a, d)
+
+
+def test_inputs_far_outside_the_training_range_warn():
+    X, y = _digits_pair()
+    clf = LANTKClassifier(variant="kr-v1", c=0.3).fit(X, y)
+    with pytest.warns(RuntimeWarning, match="Nadaraya-Watson weights sum to <= 0"):
+        clf.predict(X[:40] * 100)
+
+
+@pytest.mark.parametrize("c", [-1.0, float("inf")])
+def test_negative_or_infinite_c_is_refused(c):
+    X, y = _digits_pair()
+    with pytest.raises(ValueError, match="c must be a finite number >= 0"):
+        LANTKClassifier(variant="kr-v1", c=c).fit(X, y)
+
+
+def test_a_huge_c_is_an_error_not_a_hang():
+    X, y = _digits_pair()
+    with pytest.raises(ValueError, match="lower c|not finite"):
+        LANTKClassifier(variant="kr-v1", c=1e306).fit(X, y)
