@@ -266,6 +266,21 @@ def class_pair_similarity(K, classes, diag=None):
     return vals, table
 
 
+def _weighted_class_tables(Kn, idx, C: int, W) -> np.ndarray:
+    """Class-pair mean ``K̃`` tables ``(B, C, C)`` for point multiplicities ``W`` ``(B, n)``:
+    the tables of the resampled points, over pairs of distinct original points (a point is
+    never paired with itself or its copies). ``idx``: class index of each point."""
+    Kn = np.array(Kn, dtype=np.float64)
+    np.fill_diagonal(Kn, 0.0)
+    onehot = (np.asarray(idx)[None, :] == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
+    Wc = np.asarray(W, dtype=np.float64)[:, None, :] * onehot[None]                # (B, C, n)
+    num = np.einsum("bai,ij,bcj->bac", Wc, Kn, Wc)
+    tot = Wc.sum(-1)
+    den = tot[:, :, None] * tot[:, None, :] - np.einsum("bai,bci->bac", Wc, Wc)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return num / den
+
+
 @dataclass
 class LabelSystemComparison:
     """Class-pair similarities of one kernel under label systems A and B.
@@ -377,21 +392,9 @@ class LabelSystemComparison:
             raise ValueError(f"n_boot must be positive, got {n_boot}")
         idx = np.searchsorted(self.classes, self.fine)
         C, n = len(self.classes), len(self.fine)
-        onehot = (idx[None, :] == np.arange(C)[:, None]).astype(np.float64)   # (C, n)
         W = _bootstrap_weights(np.random.default_rng(seed), n, n_boot)         # (B, n)
-
-        def tables(Kn):
-            Kn = Kn.copy()
-            np.fill_diagonal(Kn, 0.0)   # pairs i = j excluded, as in the tables
-            Wc = W[:, None, :] * onehot[None]                                  # (B, C, n)
-            num = np.einsum("bai,ij,bcj->bac", Wc, Kn, Wc)
-            tot = Wc.sum(-1)
-            den = tot[:, :, None] * tot[:, None, :] - np.einsum(
-                "bai,bci->bac", Wc, Wc)   # minus the pairs of a point with itself
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return num / den
-
-        reps = self._follow(tables(self.normalized_a), tables(self.normalized_b))
+        reps = self._follow(_weighted_class_tables(self.normalized_a, idx, C, W),
+                            _weighted_class_tables(self.normalized_b, idx, C, W))
         est = self.follow_change()
         lo, hi = _percentile_interval(est, np.asarray(reps), level)
         return {"estimate": est, "low": lo, "high": hi, "n_boot": int(n_boot),

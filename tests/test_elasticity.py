@@ -272,6 +272,47 @@ def test_follow_change_and_interval():
         bare.follow_interval()
 
 
+def test_weighted_class_tables_equal_the_tables_of_the_resampled_points():
+    from lantk.elasticity import _weighted_class_tables
+
+    X, fine = _clusters(per=4)
+    Kn = normalize_kernel(_rbf(X, X))
+    cls, S = class_pair_similarity(_rbf(X, X), fine)
+    idx = np.searchsorted(cls, fine)
+    np.testing.assert_allclose(_weighted_class_tables(Kn, idx, 4, np.ones((1, len(fine))))[0], S)
+    rng = np.random.default_rng(3)
+    draw = rng.integers(0, len(fine), size=len(fine))     # a resample, by hand
+    W = np.bincount(draw, minlength=len(fine))[None, :]
+    got = _weighted_class_tables(Kn, idx, 4, W)[0]
+    for a in range(4):
+        for b in range(4):
+            vals = [Kn[i, j] for i in draw for j in draw
+                    if idx[i] == a and idx[j] == b and i != j]   # copies of a point excluded
+            if vals:
+                assert got[a, b] == pytest.approx(np.mean(vals))
+            else:                                   # a class drawn once has no pair within
+                assert np.isnan(got[a, b]) and a == b
+
+
+def test_ratio_difference_bootstrap_matches_a_resample_by_hand():
+    """The weighted means of ratio_difference are those of the duplicated points."""
+    X, y, Xt, yt = _test_train()
+    Ht = _rbf(Xt, X)
+    d = (np.ones(len(yt)), np.ones(len(y)))
+    K2 = Ht + 0.2 * oracle_Z(yt, y)
+    rng = np.random.default_rng(0)
+    Wr = rng.multinomial(len(yt), np.full(len(yt), 1 / len(yt)), size=1)
+    Wc = rng.multinomial(len(y), np.full(len(y), 1 / len(y)), size=1)
+    rows, cols = np.repeat(np.arange(len(yt)), Wr[0]), np.repeat(np.arange(len(y)), Wc[0])
+    by_hand = (relative_ratio(K2[np.ix_(rows, cols)], yt[rows], y[cols], diag_rows=d[0][rows],
+                              diag_cols=d[1][cols])
+               - relative_ratio(Ht[np.ix_(rows, cols)], yt[rows], y[cols], diag_rows=d[0][rows],
+                                diag_cols=d[1][cols]))
+    out = ratio_difference(K2, Ht, yt, y, diag_a=d, diag_b=d, n_boot=1, level=0.5, seed=0)
+    # one replicate: the interval is [min(rep, est), max(rep, est)]
+    assert by_hand == pytest.approx(out["low"]) or by_hand == pytest.approx(out["high"])
+
+
 # ----------------------------------------------------------------------------- bad input
 def test_bad_input():
     X, fine = _clusters(per=2)
