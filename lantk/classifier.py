@@ -101,6 +101,65 @@ class _BlockCache:
 _CACHE = _BlockCache()
 
 
+class _EntryCache:
+    """Kernel entries already computed, keyed on the bytes of each input row, for one kernel.
+
+    A grid search's folds ask for overlapping blocks (fold 2's training block is mostly fold
+    1's training block and fold 1's test-train block, mirrored): only the rectangle of rows
+    and columns with an entry not yet known is computed, so the folds and the refit together
+    compute each entry of the full kernel about once. Holds at most ``max_rows`` distinct
+    rows (then it starts over)."""
+
+    def __init__(self, max_rows: int = 6000):
+        self.max_rows = max_rows
+        self.kernel_key = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.index: dict = {}
+        self.K = np.full((0, 0), np.nan)
+        self.computed = 0
+
+    def _rows(self, X) -> np.ndarray:
+        ids = []
+        for row in np.ascontiguousarray(X):
+            d = row.tobytes()
+            if d not in self.index:
+                self.index[d] = len(self.index)
+            ids.append(self.index[d])
+        m = len(self.index)
+        if m > self.K.shape[0]:
+            grown = np.full((max(m, 2 * self.K.shape[0]),) * 2, np.nan)
+            grown[:self.K.shape[0], :self.K.shape[0]] = self.K
+            self.K = grown
+        return np.asarray(ids, dtype=np.intp)
+
+    def block(self, kernel_key, compute, X1, X2, keep=None) -> np.ndarray:
+        """``K(X1, X2)`` from known entries, computing ``compute(A, B)`` only for the rows
+        and columns with unknown ones (``K`` is symmetric: ``K(b, a)`` fills ``K(a, b)``)."""
+        if kernel_key != self.kernel_key or len(self.index) + len(X1) + len(X2) > self.max_rows:
+            self.reset()
+            self.kernel_key = kernel_key
+            self.keep = keep  # the kernel function stays alive, so an id() key stays unique
+        r, c = self._rows(X1), self._rows(X2)
+        sub = self.K[np.ix_(r, c)]
+        miss = np.isnan(sub)
+        if miss.any():
+            rows = np.flatnonzero(miss.any(axis=1))
+            cols = np.flatnonzero(miss[rows].any(axis=0))
+            same = X2 is X1 and np.array_equal(rows, cols)
+            A = X1[rows]
+            vals = compute(A, A if same else X2[cols])
+            self.computed += vals.size
+            self.K[np.ix_(r[rows], c[cols])] = vals
+            self.K[np.ix_(c[cols], r[rows])] = vals.T
+            sub = self.K[np.ix_(r, c)]
+        return sub.copy()
+
+
+_ENTRIES = _EntryCache()
+
+
 def _kernel_key(arch):
     """What identifies the kernel of ``arch`` across cloned estimators: a lantk ``stax``
     kernel's ``spec`` (a stable description of the architecture), else the function object."""
@@ -231,10 +290,9 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
 
     def _kernel(self, X1, X2):
         key, fn = _kernel_key(self.arch)
-        cache_key = ("K", key, self.input_shape, _BlockCache.digest(X1),
-                     "same" if X2 is X1 else _BlockCache.digest(X2))
-        K = _CACHE.get(cache_key, lambda: (self._compute_kernel(X1, X2), fn))[0]
-        return K.copy()
+        if _CACHE.max_bytes == 0:  # caching switched off
+            return self._compute_kernel(X1, X2)
+        return _ENTRIES.block((key, self.input_shape), self._compute_kernel, X1, X2, keep=fn)
 
     def _compute_kernel(self, X1, X2):
         A = self._inputs(X1)
