@@ -597,11 +597,21 @@ def _summarises_runs(nb) -> bool:
     return bool((nb.metadata.get("lantk") or {}).get("summarises_runs"))
 
 
-def _runs_digest(runs_dir: Path, exclude: str) -> str:
-    """Hash of the other chapters' run records: a summary chapter depends on them."""
+def _reads_runs(nb) -> list:
+    """The chapters whose results this chapter reads (front matter ``lantk: {reads_runs:
+    [elasticity]}``)."""
+    reads = (nb.metadata.get("lantk") or {}).get("reads_runs") or []
+    return [str(r) for r in ([reads] if isinstance(reads, str) else reads)]
+
+
+def _runs_digest(runs_dir: Path, exclude: str, only=None) -> str:
+    """Hash of the other chapters' run records: a summary chapter depends on them (or only
+    on the chapters named in ``only``)."""
     h = hashlib.sha256()
     for rec in sorted(Path(runs_dir).glob(f"*/{DEFAULT_RUN}/{RUN_RECORD}")):
         if rec.parent.parent.name == exclude:
+            continue
+        if only is not None and rec.parent.parent.name not in only:
             continue
         data = read_record(rec.parent) or {}
         h.update(rec.parent.parent.name.encode() + b"\0" + str(data.get("key")).encode() + b"\0"
@@ -735,6 +745,10 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
     source_sha, lantk_sha = _sha256(source_bytes), lantk_source_hash()
     if _summarises_runs(nb):
         extra_key = extra_key + _runs_digest(root / RUNS_DIR / profile, exclude=name)
+    reads = _reads_runs(nb)
+    if reads:  # a chapter that reads other chapters' results reruns when they rerun
+        extra_key = extra_key + _runs_digest(root / RUNS_DIR / profile, exclude=name,
+                                             only=reads)
     # chapters choose their dataset by what the data root holds, and read its files: a run
     # made with other data files must not stand in for this one
     extra_key = extra_key + "|data root: " + _data_root_marker()

@@ -497,3 +497,18 @@ def test_staged_notebooks_fold_the_parameter_cells_away(tmp_path):
     assert tags == [["parameters", "hide-input"], ["injected-parameters", "hide-input"],
                     ["parameters", "remove-cell"], []]
     assert staged.cells[1].source == 'output_dir = "runs/x"'
+
+
+def test_a_chapter_that_reads_another_reruns_when_it_reruns(tmp_path):
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/tiny\nchapters:\n"
+                                       "  - file: book/reader\n")
+    (tmp_path / "book" / "tiny.md").write_text(TINY)
+    reader = TINY.replace("name: python3\n---", "name: python3\nlantk:\n  reads_runs: [tiny]\n---")
+    (tmp_path / "book" / "reader.md").write_text(reader)
+    kw = {"root": tmp_path, "progress": False, "quiet": True}
+    runner.run_chapter("tiny", {}, **kw)
+    assert runner.run_chapter("reader", {}, **kw).status == "executed"
+    assert runner.run_chapter("reader", {}, **kw).status == "cached"
+    runner.run_chapter("tiny", {}, force=True, **kw)
+    assert runner.run_chapter("reader", {}, **kw).status == "executed"
