@@ -890,7 +890,11 @@ def fjlt_estimate(X_train, y, X_test=None, H_train=None, H_test_train=None, vari
       transformed by ``H_L`` alone and folded into the sketch through ``Σ_a' H_A[a', a] P_a'``,
       which only flips the signs of ``P``'s nonzeros. This is the *same* transform as the
       global FJLT, not a block-diagonal approximation. Sketch-and-solve guarantees, with
-      high probability, ``‖Z_fjlt − Z_exact‖ ≲ eps · ‖T − Z_exact‖`` over the training pairs.
+      high probability, a residual within ``(1 + eps)`` of the least-squares residual,
+      ``‖T − Z_fjlt‖ ≤ (1 + eps) ‖T − Z_exact‖``; since the exact residual is orthogonal to
+      the column space, that bounds ``‖Z_fjlt − Z_exact‖ ≤ √(2 eps + eps²) ‖T − Z_exact‖``
+      over the training pairs. What is typically measured is much smaller, about
+      ``√(d / k)`` times ``‖T − Z_exact‖`` (the LANTK-HR chapter prints both).
 
     Args:
         X_train: ``(n, d)`` or ``(n, ...)`` training inputs (images are flattened).
