@@ -122,12 +122,17 @@ def kernel_matrix(
         dtype: ``np.float64`` (default) or ``np.float32``: the inputs are cast to it, the
             kernel is computed in it and the matrices are returned in it.
         cache_dir: folder for the on-disk tile cache, or None for no cache. Tiles live in
-            a sub-folder named by a hash of (kernel, inputs, dtype, get), one ``.npz`` per
-            tile with a SHA-256 of its arrays; tiles are written atomically (temporary file
-            in the same folder, fsync, :func:`os.replace`).
-        key: string identifying the kernel for the cache (its architecture and
-            hyper-parameters). Defaults to ``kernel_fn.spec``; a cache without either is
-            an error, since a kernel cannot be recognised from its code.
+            a sub-folder named by a hash of (the lantk source, the kernel, the inputs, dtype,
+            get), one ``.npz`` per tile holding its arrays, a SHA-256 of them, the folder's
+            key and the tile's position; a tile whose key, position or checksum does not
+            match (a file swapped or copied in from another cache) is recomputed with a
+            warning, never served. Tiles are written atomically (temporary file in the same
+            folder, fsync, :func:`os.replace`) with the permissions of the user's umask.
+        key: for a ``kernel_fn`` without a ``.spec`` (a function of your own), the string that
+            identifies it for the cache (its definition and hyper-parameters: you are
+            responsible for changing it when the function changes). A ``lantk.stax`` kernel
+            is identified by its own ``.spec``; a ``key`` that disagrees with it is an error,
+            so one architecture can never be served another's tiles.
         max_tile_bytes: per-device memory one step may use. Defaults to
             :data:`MEMORY_FRACTION` of the device's free memory (of the host's available
             memory, shared among the devices, on CPU).
@@ -142,7 +147,9 @@ def kernel_matrix(
         ValueError: inputs that are not ``(n, *features)`` arrays, ``x1`` and ``x2`` with
             different feature shapes, NaN or infinite inputs, an unknown ``get`` or
             ``dtype``, ``tile < 1``, a tile that does not fit in ``max_tile_bytes`` (the
-            message names a tile that does), or a cache with no ``key``/``spec``.
+            message names a tile that does), a cache with no ``key``/``spec`` or a ``key``
+            that contradicts ``kernel_fn.spec``, or a kernel that returns NaN or infinite
+            entries (which would otherwise be returned and cached).
 
     Example:
         >>> import numpy as np
@@ -173,7 +180,13 @@ def kernel_matrix(
         )
     cache = None
     if cache_dir is not None:
-        spec = key if key is not None else getattr(kernel_fn, "spec", None)
+        own = getattr(kernel_fn, "spec", None)
+        if key is not None and own is not None and key != own:
+            raise ValueError(
+                "key= contradicts kernel_fn.spec: a lantk.stax kernel is identified by its own "
+                "spec, so its tiles can never be confused with another architecture's; drop key= "
+                f"(kernel_fn.spec = {str(own)[:80]!r}..., key = {str(key)[:80]!r})")
+        spec = key if key is not None else own
         if spec is None:
             raise ValueError(
                 "cache_dir needs a way to identify the kernel: pass key='...' (a string "
@@ -579,6 +592,14 @@ def _fill(outputs: dict, job: _Job, tile: int | None, cache, progress: bool) -> 
                           for name, r in zip(names, results)}
                 if symmetric and i == j:  # exactly symmetric: mirror the upper triangle
                     blocks = {n: np.triu(b) + np.triu(b, 1).T for n, b in blocks.items()}
+                for n, b in blocks.items():
+                    if not np.all(np.isfinite(b)):
+                        bad = int(np.size(b) - np.count_nonzero(np.isfinite(b)))
+                        raise ValueError(
+                            f"the kernel returned {bad} NaN or infinite {n} entries in the tile "
+                            f"at rows {i}-{i + b.shape[0]}, columns {j}-{j + b.shape[1]} (inputs "
+                            f"too large or too small for {np.dtype(b.dtype).name}? rescale them); "
+                            f"nothing was cached for it")
                 if cache:
                     cache.save(i, j, blocks)
                 bar.update(place(i, j, blocks))
@@ -607,6 +628,14 @@ def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
 # the cache
 
 
+def _source_hash() -> str:
+    """The hash of lantk's source files: a change to any layer's maps invalidates the tiles
+    even when the version number stays the same."""
+    from lantk.runner import lantk_source_hash
+
+    return lantk_source_hash()
+
+
 class _TileCache:
     """One folder per (kernel, inputs, dtype, get); one checksummed ``.npz`` per tile."""
 
@@ -615,6 +644,7 @@ class _TileCache:
         header = {
             "format": _CACHE_FORMAT,
             "lantk": lantk.__version__,
+            "lantk_source": _source_hash(),
             "kernel": spec,
             "get": sorted(names),
             "dtype": dtype.name,
@@ -625,7 +655,8 @@ class _TileCache:
         h.update(x1.tobytes())
         if x2 is not None:
             h.update(x2.tobytes())
-        self.dir = root.expanduser() / h.hexdigest()[:32]
+        self.key = h.hexdigest()
+        self.dir = root.expanduser() / self.key[:32]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.names, self.dtype = names, dtype
         meta = self.dir / "meta.json"
@@ -651,22 +682,29 @@ class _TileCache:
             with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 blocks = {name: f[name] for name in self.names}
                 stored = str(f["sha256"])
+                key = str(f["key"]) if "key" in f.files else None
+                where = f["position"].tolist() if "position" in f.files else None
             problem = next((f"{n} has shape {b.shape} and dtype {b.dtype}"
                             for n, b in blocks.items()
                             if b.shape != (rows, cols) or b.dtype != self.dtype), None)
+            if problem is None and key != self.key:
+                problem = "it belongs to another kernel, inputs or lantk source"
+            if problem is None and where != [i, j, rows, cols]:
+                problem = f"it holds the tile at {where}, not at {[i, j, rows, cols]}"
             if problem is None and stored != self._checksum(blocks):
                 problem = "checksum mismatch"
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
             problem = f"unreadable: {type(e).__name__}: {e}"
         if problem:
-            warnings.warn(f"cached tile {path} is corrupt ({problem}); recomputing it",
+            warnings.warn(f"cached tile {path} cannot be used ({problem}); recomputing it",
                           RuntimeWarning, stacklevel=2)
             return None
         return blocks
 
     def save(self, i, j, blocks: dict) -> None:
         rows, cols = next(iter(blocks.values())).shape
-        arrays = dict(blocks, sha256=np.array(self._checksum(blocks)))
+        arrays = dict(blocks, sha256=np.array(self._checksum(blocks)), key=np.array(self.key),
+                      position=np.array([i, j, rows, cols]))
         _atomic_write(self._path(i, j, rows, cols), lambda f: np.savez(f, **arrays))
 
 
@@ -678,6 +716,9 @@ def _atomic_write(path: Path, write: Callable) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600: a shared cache must be readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -318,7 +318,7 @@ def test_corrupt_tiles_are_recomputed(tmp_path):
         z.writestr("junk.npy", b"")
 
     counting = Counting()
-    with pytest.warns(RuntimeWarning, match="is corrupt") as record:
+    with pytest.warns(RuntimeWarning, match="cannot be used") as record:
         k = kernel_matrix(counting, x1, x2, tile=8, cache_dir=tmp_path, progress=False)
     assert counting.calls == 4 and len(record) == 4
     assert any("checksum mismatch" in str(w.message) for w in record)
@@ -347,7 +347,8 @@ def test_cache_key(tmp_path):
     assert len(folder(dtype=np.float32)) == 3
     assert len(folder(x2=x)) == 4
     assert len(folder(x1=x + 1e-12)) == 5
-    assert len(folder(key="another kernel")) == 6
+    with pytest.raises(ValueError, match="contradicts kernel_fn.spec"):
+        folder(key="another kernel")  # a stax kernel is known by its own spec only
     meta = json.loads(next(iter(tmp_path.glob(f"{next(iter(base))}/meta.json"))).read_text())
     assert meta["kernel"] == relu_kernels.spec and meta["dtype"] == "float64"
 
@@ -410,3 +411,99 @@ def test_two_cpu_devices():
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().endswith("OK")
+
+
+# --------------------------------------------------------------------------- trustworthy cache
+def _paper_tiles(tmp_path, x, **kw):
+    from lantk import archs
+
+    kfn = archs.paper_cnn(1)[2]
+    return kfn, kernel_matrix(kfn, x, tile=8, cache_dir=tmp_path, progress=False, **kw)
+
+
+def test_swapped_tiles_are_recomputed_not_served(tmp_path):
+    x = np.random.default_rng(0).standard_normal((24, 8, 8, 3))
+    kfn, K = _paper_tiles(tmp_path, x)
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    a, b = folder / "r8-16_c8-16.npz", folder / "r16-24_c16-24.npz"
+    data_a, data_b = a.read_bytes(), b.read_bytes()
+    a.write_bytes(data_b)
+    b.write_bytes(data_a)
+    with pytest.warns(RuntimeWarning, match="holds the tile at"):
+        K2 = kernel_matrix(kfn, x, tile=8, cache_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(K2, K)
+
+
+def test_a_tile_from_another_cache_is_not_served(tmp_path):
+    x = np.random.default_rng(0).standard_normal((16, 8, 8, 3))
+    kfn, K = _paper_tiles(tmp_path / "a", x)
+    _, K_b = _paper_tiles(tmp_path / "b", x * 2)
+    (fa,) = (tmp_path / "a").iterdir()
+    (fb,) = (tmp_path / "b").iterdir()
+    (fa / "r0-8_c0-8.npz").write_bytes((fb / "r0-8_c0-8.npz").read_bytes())
+    with pytest.warns(RuntimeWarning, match="belongs to another kernel"):
+        K2 = kernel_matrix(kfn, x, tile=8, cache_dir=tmp_path / "a", progress=False)
+    np.testing.assert_array_equal(K2, K)
+
+
+def test_a_key_that_contradicts_the_spec_is_refused(tmp_path):
+    from lantk import archs
+
+    x = np.random.default_rng(0).standard_normal((8, 8, 8, 3))
+    base, other = archs.paper_cnn(1)[2], archs.cnn(2)[2]
+    kernel_matrix(base, x, tile=8, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="contradicts kernel_fn.spec"):
+        kernel_matrix(other, x, tile=8, cache_dir=tmp_path, key=base.spec, progress=False)
+    kernel_matrix(base, x, tile=8, cache_dir=tmp_path, key=base.spec, progress=False)  # agrees
+
+
+def test_a_change_of_lantk_source_invalidates_the_tiles(tmp_path, monkeypatch):
+    from lantk import kernels
+
+    calls = []
+
+    def rbf(x1, x2=None, get="ntk"):
+        calls.append(1)
+        x2 = x1 if x2 is None else x2
+        return jnp.exp(-jnp.sum((x1[:, None] - x2[None]) ** 2, -1))
+
+    x = _x(8)
+    kernel_matrix(rbf, x, tile=4, cache_dir=tmp_path, key="rbf", progress=False)
+    n = len(calls)
+    kernel_matrix(rbf, x, tile=4, cache_dir=tmp_path, key="rbf", progress=False)
+    assert len(calls) == n  # served from the cache (nothing traced again)
+    monkeypatch.setattr(kernels, "_source_hash", lambda: "a changed ReLU map")
+    kernels._COMPILED.clear()
+    kernel_matrix(rbf, x, tile=4, cache_dir=tmp_path, key="rbf", progress=False)
+    assert len(calls) > n
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+
+
+def test_tiles_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        _paper_tiles(tmp_path, np.random.default_rng(0).standard_normal((8, 8, 8, 3)))
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in files)
+
+
+@pytest.mark.parametrize("scale", [1e160])
+def test_a_kernel_with_non_finite_entries_is_an_error_and_not_cached(tmp_path, scale):
+    from lantk import archs
+
+    kfn = archs.fc(2, 16)[2]
+    x = _x(6) * scale
+    with pytest.raises(ValueError, match="NaN or infinite ntk entries"):
+        kernel_matrix(kfn, x, tile=3, cache_dir=tmp_path, progress=False)
+    assert not list(tmp_path.rglob("*.npz"))
+
+    def nan_kernel(x1, x2=None, get="ntk"):
+        return jnp.full((len(x1), len(x1 if x2 is None else x2)), jnp.nan)
+
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        kernel_matrix(nan_kernel, _x(4), tile=2, progress=False)
