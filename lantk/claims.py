@@ -113,6 +113,14 @@ PAPER_CLAIMS: dict[str, PaperClaim] = {c.id: c for c in (
         "close (Chen, He & Su 2020, Section 1 and 5)",
         "pairs"),
     PaperClaim(
+        "psd-repair-helps",
+        "making K + λZ positive semi-definite (the positive part of Z) improves LANTK-HR",
+        "test accuracy of the LANTK-HR variant with Z's positive part minus with Z as "
+        "estimated, pooled over the class pairs",
+        "not a claim of the paper, which uses Z as estimated; the book's question about its "
+        "indefinite kernels",
+        "pairs"),
+    PaperClaim(
         "la-more-elastic",
         "label-aware kernels are more locally elastic than the NTK",
         "relative ratio R of the label-aware kernel minus the NTK's",

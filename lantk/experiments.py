@@ -154,7 +154,8 @@ def _correct(y, f):
 
 
 def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS + ("oracle",),
-                     c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), oracle_c: float = 1.0, rho: float = 0.0) -> dict:
+                     c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), oracle_c: float = 1.0, rho: float = 0.0,
+                     psd: bool = False) -> dict:
     """Run kernel methods on one task and return per-method results.
 
     Binary tasks (``±1`` labels) predict ``sign f``; multi-class tasks (class indices
@@ -169,9 +170,16 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
         c_grid: strengths tried on the validation split for the HR methods.
         oracle_c: strength of the oracle term.
         rho: ridge of the kernel regression.
+        psd: use the positive semi-definite part of each LANTK-HR estimate of ``Z``
+            (:func:`lantk.label_aware.psd_projection`, the validation and test rows projected
+            consistently), so that ``K + λZ`` is a kernel matrix; off by default (the paper's
+            method uses ``Z`` as estimated).
 
     Returns:
-        ``{method: {"accuracy", "correct" (0/1 per test point), "c", "val_accuracy", "seconds"}}``.
+        ``{method: {"accuracy", "correct" (0/1 per test point), "c", "val_accuracy", "seconds"}}``;
+        the LANTK-HR methods also carry ``"relative_min_eigenvalue"``, the smallest eigenvalue
+        of the training block ``K + λZ`` over its largest in absolute value, for each ``c``
+        of ``c_grid`` (negative: not positive semi-definite).
     """
     unknown = [m for m in methods if m not in ("ntk", "oracle") + HR_METHODS]
     if unknown:
@@ -195,7 +203,12 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
             nv = len(task.y_val)
             Z_tr, Z_pred = _estimate(m, task, blocks.H, np.vstack([blocks.H_val, blocks.H_test]),
                                      np.concatenate([task.X_val, task.X_test]))
+            if psd:
+                Z_tr, Z_pred = label_aware.psd_projection(Z_tr, Z_pred)
             Z_va, Z_te = Z_pred[:nv], Z_pred[nv:]
+            entry["relative_min_eigenvalue"] = [
+                label_aware.lantk_kernel(blocks.H, Z_tr, c, return_spectrum=True)[1].relative_min
+                for c in c_grid]
             val = [float(np.mean(_correct(task.y_val, _predict(task, blocks.H, blocks.H_val, Z_tr, Z_va, c, rho))))
                    for c in c_grid]
             best = float(c_grid[int(np.argmax(val))])

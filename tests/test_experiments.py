@@ -197,3 +197,18 @@ def test_width_sweep_nth_tends_to_ntk():
         assert r["correct"].shape == (40,) and r["accuracy"] == pytest.approx(r["correct"].mean())
     with pytest.raises(ValueError, match="binary task"):
         experiments.width_sweep(data.multiclass_task("digits", n_train=30, n_test=10), [8])
+
+
+def test_evaluate_methods_reports_the_spectrum_and_offers_the_psd_repair():
+    from lantk import archs, data, experiments
+
+    task = experiments.unit_norm(data.binary_task("digits", (3, 5), n_train=40, n_val=20,
+                                                  n_test=30, seed=0))
+    blocks = experiments.closed_form_blocks(archs.two_layer_relu_kernel, task)
+    grid = (0.1, 1.0, 10.0)
+    plain = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid)
+    fixed = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid, psd=True)
+    assert len(plain["fjlt-v1"]["relative_min_eigenvalue"]) == 3
+    assert min(fixed["fjlt-v1"]["relative_min_eigenvalue"]) >= -1e-10
+    # FJLT's signed linear model makes K + λZ indefinite at a large enough c
+    assert min(plain["fjlt-v1"]["relative_min_eigenvalue"]) < 0
