@@ -74,21 +74,22 @@ PAPER_CLAIMS: dict[str, PaperClaim] = {c.id: c for c in (
         "hr-beats-cntk",
         "LANTK-HR is more accurate than the CNTK on binary CIFAR-10 class pairs",
         "test accuracy of the LANTK-HR variant minus the CNTK's, pooled over class pairs",
-        "higher accuracy than the CNTK for every variant on the ten class pairs, with 10,000 "
-        "training images per pair (Chen, He & Su 2020, Table 1)",
+        "LANTK-HR above the CNTK on the ten binary CIFAR-10 class pairs, with 10,000 training "
+        "images per pair (Chen, He & Su 2020, Section 5)",
         "generalisation"),
     PaperClaim(
         "fjlt-beats-kr",
         "the FJLT variants of LANTK-HR are more accurate than the KR variants",
         "test accuracy of FJLT-Vk minus KR-Vk, pooled over class pairs",
-        "FJLT-V1/V2 above KR-V1/V2 on the binary CIFAR-10 pairs (Chen, He & Su 2020, Table 1)",
+        "the FJLT variants ahead of the KR variants on the binary CIFAR-10 pairs (Chen, He & Su "
+        "2020, Section 5)",
         "generalisation"),
     PaperClaim(
         "cnn-beats-kernels",
         "the trained CNN is more accurate than the CNTK and than LANTK-HR",
         "test accuracy of the trained CNN minus the kernel's, pooled over class pairs",
-        "the trained CNN stays above every kernel on the binary CIFAR-10 pairs (Chen, He & Su "
-        "2020, Table 1)",
+        "the trained CNN stays above the kernels on the binary CIFAR-10 pairs: label awareness "
+        "narrows the gap without closing it (Chen, He & Su 2020, Section 5)",
         "generalisation"),
     PaperClaim(
         "nth-beats-ntk",
@@ -304,14 +305,15 @@ def claims_table(runs_dir):
     return pd.DataFrame(rows)
 
 
-def invariants_table(runs_dir):
+def invariants_table(runs_dir, exclude=("claims",)):
     """The invariants the chapters checked in this build: one row per chapter, with how many
-    were checked and how many held (a false one fails its chapter, so all hold in a build)."""
+    were checked and how many held (a false one fails its chapter, so all hold in a build).
+    The claims page itself (``exclude``) is left out."""
     import pandas as pd
 
     rows: dict = {}
     for e in load_claims(runs_dir):
-        if e.get("kind") != "check":
+        if e.get("kind") != "check" or e["chapter"] in exclude:
             continue
         r = rows.setdefault(e["chapter"], {"chapter": e["chapter"], "checked": 0, "held": 0})
         r["checked"] += 1
