@@ -55,7 +55,9 @@ def _weight_operand(eqn, var):
         (_, _), (lb, rb) = eqn.params["dimension_numbers"]
         return idx if not lb and not rb else None
     if name == "conv_general_dilated":
-        return idx if idx == 1 else None
+        ok = (idx == 1 and eqn.params["feature_group_count"] == 1
+              and eqn.params["batch_group_count"] == 1)
+        return idx if ok else None
     return None
 
 
@@ -133,33 +135,64 @@ def evaluate(closed, args, eps, record):
     return run(closed.jaxpr, closed.consts, args, ())
 
 
-def bind(eqn, a, w, widx):
-    ops = (a, w) if widx == 1 else (w, a)
-    return eqn.primitive.bind(*ops, **eqn.params)
+def dense_layout(eqn, widx, a_shape):
+    """Permutations putting ``a`` as (free, contracting) and ``y`` as (a-free, W-free), and
+    the sizes ``P`` (free positions of ``a``) and ``C`` (contracted) of a ``dot_general``."""
+    (lc, rc), _ = eqn.params["dimension_numbers"]
+    ac = tuple(lc if widx == 1 else rc)
+    a_free = [d for d in range(len(a_shape)) if d not in ac]
+    n_af = len(a_free)
+    n_wf = len(eqn.invars[widx].aval.shape) - len(ac)
+    y_perm = (tuple(range(n_af + n_wf)) if widx == 1 else
+              tuple(range(n_wf, n_wf + n_af)) + tuple(range(n_wf)))
+    P = math.prod(a_shape[d] for d in a_free)
+    C = math.prod(a_shape[d] for d in ac)
+    return tuple(a_free) + ac, y_perm, P, C
 
 
 def lookup(closed, path):
+    """The equation at ``path`` (indices through nested calls)."""
     jx = closed.jaxpr
     for k in path[:-1]:
         jx = _inner(jx.eqns[k]).jaxpr
     return jx.eqns[path[-1]]
 
 
-def dense_layout(eqn, widx, a_shape):
-    """Permutations putting ``a`` as (free, contracting) and ``y`` as (a-free, W-free)."""
-    (lc, rc), _ = eqn.params["dimension_numbers"]
-    ac = tuple(lc if widx == 1 else rc)
-    wc = tuple(rc if widx == 1 else lc)
-    a_free = [d for d in range(len(a_shape)) if d not in ac]
-    a_perm = tuple(a_free) + ac
-    n_af = len(a_free)
-    w_rank = len(eqn.invars[widx].aval.shape)
-    n_wf = w_rank - len(wc)
-    y_perm = (tuple(range(n_af)) + tuple(range(n_af, n_af + n_wf)) if widx == 1 else
-              tuple(range(n_wf, n_wf + n_af)) + tuple(range(n_wf)))
-    P = math.prod(a_shape[d] for d in a_free)
-    C = math.prod(a_shape[d] for d in ac)
-    return a_perm, y_perm, P, C
+def operand_matrices(eqn, widx, a, d):
+    """One example's operand ``a`` as ``(P, C)`` and cotangents ``d`` (``(O, *y.shape)``) as
+    ``(O, P, F)`` with ``y[p, f] = sum_c a[p, c] W'[c, f]`` for a fixed rearrangement ``W'``
+    of the weight (convolutions through their patches)."""
+    O = d.shape[0]
+    if eqn.primitive.name == "conv_general_dilated":
+        prm = eqn.params
+        dn = prm["dimension_numbers"]
+        w_shape = eqn.invars[1].aval.shape
+        patches = jax.lax.conv_general_dilated_patches(
+            a, tuple(w_shape[i] for i in dn.rhs_spec[2:]), prm["window_strides"],
+            prm["padding"], prm["lhs_dilation"], prm["rhs_dilation"], dn, precision=_HIGHEST)
+        out = dn.out_spec
+        perm = (out[0],) + tuple(out[2:]) + (out[1],)
+        a2 = jnp.transpose(patches, perm)
+        a2 = a2.reshape(-1, a2.shape[-1])
+        d2 = jnp.transpose(d, (0,) + tuple(p + 1 for p in perm))
+        return a2, d2.reshape(O, a2.shape[0], -1)
+    a_perm, y_perm, P, C = dense_layout(eqn, widx, a.shape)
+    a2 = jnp.transpose(a, a_perm).reshape(P, C)
+    d2 = jnp.transpose(d, (0,) + tuple(p + 1 for p in y_perm))
+    return a2, d2.reshape(O, P, -1)
+
+
+def sizes(eqn, widx):
+    """``(P, C, F)`` of :func:`operand_matrices` for ``eqn``."""
+    y_size = math.prod(eqn.outvars[0].aval.shape)
+    w_size = math.prod(eqn.invars[widx].aval.shape)
+    if eqn.primitive.name == "conv_general_dilated":
+        dn = eqn.params["dimension_numbers"]
+        F = eqn.invars[1].aval.shape[dn.rhs_spec[0]]
+        P = y_size // F
+        return P, w_size // F, F
+    _, _, P, C = dense_layout(eqn, widx, eqn.invars[1 - widx].aval.shape)
+    return P, C, y_size // P
 
 
 def choose_dense(P, C, F, O, n):

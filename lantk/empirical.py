@@ -97,12 +97,7 @@ def _plan(apply_fn, params, x, n):
         for leaf, (path, widx) in sorted(_structured.find_rules(closed.jaxpr,
                                                                len(leaves)).items()):
             eqn = _structured.lookup(closed, path)
-            dense = False
-            if eqn.primitive.name == "dot_general":
-                a_shape = eqn.invars[1 - widx].aval.shape
-                _, _, P, C = _structured.dense_layout(eqn, widx, a_shape)
-                F = math.prod(eqn.outvars[0].aval.shape) // P
-                dense = _structured.choose_dense(P, C, F, out_size, n)
+            dense = _structured.choose_dense(*_structured.sizes(eqn, widx), out_size, n)
             rules.append((leaf, path, widx, dense))
     if len(_PLANS) > 64:
         _PLANS.clear()
@@ -142,21 +137,13 @@ def _jitted_features(closed, rules):
         dense = []
         for (leaf, path, widx, is_dense), d, a in zip(rules, d_eps, a_rec):
             eqn = _structured.lookup(closed, path)
-            O = d.shape[1]
+            a2, d2 = jax.vmap(lambda ai, di: _structured.operand_matrices(eqn, widx, ai, di))(
+                a, d)
             if is_dense:
-                a_perm, y_perm, P, C = _structured.dense_layout(eqn, widx, a.shape[1:])
-                a2 = jnp.transpose(a, (0,) + tuple(p + 1 for p in a_perm)).reshape(n, P, C)
-                d2 = jnp.transpose(d, (0, 1) + tuple(p + 2 for p in y_perm))
-                dense.append((a2, d2.reshape(n, O, P, -1)))
-            else:   # the per-example weight gradient: one transposed op per example, output
-                w0 = jnp.zeros(leaves[leaf].shape, leaves[leaf].dtype)
-
-                def grad(ai, di):
-                    _, vjp = jax.vjp(lambda w: _structured.bind(eqn, ai, w, widx), w0)
-                    return vjp(di)[0]
-
-                g = jax.vmap(lambda ai, dn: jax.vmap(lambda do: grad(ai, do))(dn))(a, d)
-                jac.append(g.reshape(n, O, -1))
+                dense.append((a2, d2))
+            else:   # the per-example weight gradient a^T delta, then the inner product
+                g = jnp.einsum("npc,nopf->nocf", a2, d2, precision=_HIGHEST)
+                jac.append(g.reshape(n, d2.shape[1], -1))
         return jac, dense
 
     return jax.jit(features)
