@@ -13,7 +13,8 @@ lantk runs with ``implementation="auto"`` (structured derivatives), ``"structure
 ``tests/oracle/venv.py``; this file is its worker too) with its structured-derivatives and
 Jacobian-contraction implementations of ``nt.empirical_ntk_fn`` (``vmap_axes=0``, jitted), on
 the same architecture built from ``kernel_fn.spec`` and with lantk's parameters. All kernels
-must agree (relative max difference 1e-5 in float32, 1e-10 in float64); the ratios
+must agree (relative max difference: lantk's 1e-5 in float32, neural-tangents' 1e-4 in
+float32; 1e-10 in float64); the ratios
 ``NT time / lantk time`` are printed (above 1: lantk is faster).
 
 Run: ``python benchmarks/bench_entk.py [--cases fc,cnn,elasticity] [--repeats 3] [--no-nt]``.
@@ -161,7 +162,10 @@ def main(argv=None):
         params = jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params)
         leaves = jax.tree_util.tree_leaves(params)
         print(f"\n== {title}: {sum(l.size for l in leaves):,} parameters")
+        # lantk's implementations against each other; neural-tangents' float32 kernels carry
+        # its own round-off (its contractions do not ask for the highest precision)
         tol = 1e-5 if dtype == np.float32 else 1e-10
+        nt_tol = 1e-4 if dtype == np.float32 else 1e-10
         res = {}
         for impl in ("auto", "structured", "jacobian"):
             k, t = timed(lambda: empirical.empirical_ntk(apply_fn, params, x, batch_size=batch,
@@ -178,7 +182,7 @@ def main(argv=None):
             rel = float(np.abs(k - ref).max() / np.abs(ref).max())
             print(f"{label:18s} {fmt(t)}  {min(t) / best:6.1f}x lantk auto   "
                   f"max rel diff {rel:.1e}")
-            if not rel < tol:
+            if not rel < (nt_tol if label.startswith("NT") else tol):
                 raise SystemExit(f"{label} disagrees with lantk jacobian: {rel:.1e}")
         if not a.no_nt:
             nt_best = min(min(res["NT structured"][1]), min(res["NT jacobian"][1]))
