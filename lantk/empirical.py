@@ -179,9 +179,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         ``()``: the per-output kernel ``(N1, N2, O, O)``.
       batch_size: hold the Jacobians of at most two chunks of this many inputs at a time
         (a memory cap: each holds chunk x outputs x parameters numbers), at the price of
-        recomputing Jacobians; ``None``: one chunk per argument. (With structured
-        derivatives a chunk holds, instead of the Jacobian of a ``Dense`` weight, its inputs
-        and output cotangents, which are smaller.)
+        recomputing Jacobians; ``None``: one chunk per argument.
       implementation: how the kernel is computed; all give the same kernel up to round-off.
         ``"jacobian"``: per-example Jacobians of all parameters (``vmap`` of ``jacrev``),
         then ``J1 J2^T``. ``"structured"``: structured derivatives (Novak et al., 2022):
@@ -192,8 +190,12 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         op's non-contracted positions (no weight Jacobian at all) or, when a cost estimate
         finds it cheaper (convolutions), from the per-example weight gradient
         ``op^T(a, delta)``. Leaves without such a rule (biases, shared or otherwise used
-        weights) fall back to their per-example Jacobians. ``"auto"`` (default):
-        ``"structured"`` when at least one leaf has a rule, else ``"jacobian"``.
+        weights) fall back to their per-example Jacobians; with no rule at all (or an
+        ``apply_fn`` with several outputs) it is ``"jacobian"``. A chunk then holds, per
+        structured weight, its inputs (patches for convolutions) and output cotangents
+        instead of its Jacobian. ``"auto"`` (default): ``"structured"``, the faster one on
+        every network of ``benchmarks/bench_entk.py`` (by hundreds of times on a wide FC
+        network; modestly on the paper CNN, whose convolutions need weight gradients).
 
     Returns:
       The kernel in the dtype of the parameters (float64 under lantk's x64 mode).
@@ -229,8 +231,11 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
     if implementation == "jacobian":
         jac, contract = _jitted_jacobian(apply_fn), _contract
     else:
+        if x2 is not None and x2.dtype != x1.dtype:   # one traced program for both
+            common = jnp.result_type(x1, x2)
+            x1, x2 = x1.astype(common), x2.astype(common)
         closed, treedef, rules = _plan(apply_fn, params, x1, n_ref)
-        if not rules and implementation == "auto":
+        if not rules:   # nothing to structure: the same computation as "jacobian"
             jac, contract = _jitted_jacobian(apply_fn), _contract
         else:
             feats = _jitted_features(closed, rules)
