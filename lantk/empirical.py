@@ -13,6 +13,7 @@ default ``trace_axes=(-1,)`` the kernel is the *mean over outputs* of the per-ou
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 import jax
@@ -20,7 +21,10 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
+from lantk import _structured
 from lantk._checks import no_progress
+
+_HIGHEST = jax.lax.Precision.HIGHEST
 
 __all__ = ["empirical_ntk", "empirical_ntk_fn", "width_study"]
 
@@ -63,13 +67,107 @@ def _contract(j1, j2):
     for a, b in zip(j1, j2):
         a2 = a.reshape(a.shape[0], a.shape[1], -1)
         b2 = b.reshape(b.shape[0], b.shape[1], -1)
-        part = jnp.einsum("nop,mqp->nmoq", a2, b2, precision=jax.lax.Precision.HIGHEST)
+        part = jnp.einsum("nop,mqp->nmoq", a2, b2, precision=_HIGHEST)
         total = part if total is None else total + part
     return total
 
 
+# -- structured derivatives (see lantk._structured) -----------------------------------------
+
+_PLANS: dict = {}
+
+
+def _plan(apply_fn, params, x, n):
+    """Trace ``apply_fn`` for one example and decide, per parameter leaf, its rule and form.
+
+    Returns ``(closed, treedef, rules)`` with ``rules`` a tuple of ``(leaf, path, widx,
+    dense)``; leaves not in ``rules`` keep their per-example Jacobian."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    key = (apply_fn, treedef, tuple((tuple(np.shape(l)), jnp.result_type(l)) for l in leaves),
+           tuple(x.shape[1:]), x.dtype, int(n))
+    if key in _PLANS:
+        return _PLANS[key]
+    spec = [jax.ShapeDtypeStruct(np.shape(l), jnp.result_type(l)) for l in leaves]
+    xs = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), x.dtype)
+    closed = jax.make_jaxpr(
+        lambda ls, xi: apply_fn(jax.tree_util.tree_unflatten(treedef, ls), xi))(spec, xs)
+    out_size = math.prod(closed.out_avals[0].shape) if len(closed.out_avals) == 1 else None
+    rules = []
+    if out_size is not None:
+        for leaf, (path, widx) in sorted(_structured.find_rules(closed.jaxpr,
+                                                               len(leaves)).items()):
+            eqn = _structured.lookup(closed, path)
+            dense = _structured.choose_dense(*_structured.sizes(eqn, widx), out_size, n)
+            rules.append((leaf, path, widx, dense))
+    if len(_PLANS) > 64:
+        _PLANS.clear()
+    _PLANS[key] = (closed, treedef, tuple(rules))
+    return _PLANS[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_features(closed, rules):
+    """``features(leaves, x) -> (jacobian-like list (n, O, p), dense list (a, delta))``."""
+    rule_of = {leaf: (path, widx, dense) for leaf, path, widx, dense in rules}
+
+    def per_example(leaves, xi):
+        fb_idx = [i for i in range(len(leaves)) if i not in rule_of]
+
+        def f(eps_vals, fb_vals):
+            args = list(leaves)
+            for i, v in zip(fb_idx, fb_vals):
+                args[i] = v
+            eps = {rule_of[leaf][0]: (e, rule_of[leaf][1]) for (leaf, *_), e in
+                   zip(rules, eps_vals)}
+            record = {}
+            out = _structured.evaluate(closed, args + [xi[None]], eps, record)
+            return out[0].reshape(-1), [record[path] for _, path, *_ in rules]
+
+        eps0 = [jnp.zeros(_structured.lookup(closed, path).outvars[0].aval.shape,
+                          _structured.lookup(closed, path).outvars[0].aval.dtype)
+                for _, path, *_ in rules]
+        (d_eps, d_fb), a_rec = jax.jacrev(f, argnums=(0, 1), has_aux=True)(
+            eps0, [leaves[i] for i in fb_idx])
+        return d_eps, d_fb, a_rec
+
+    def features(leaves, x):
+        d_eps, d_fb, a_rec = jax.vmap(per_example, in_axes=(None, 0))(leaves, x)
+        n = x.shape[0]
+        jac = [j.reshape(n, j.shape[1], -1) for j in d_fb]
+        dense = []
+        for (leaf, path, widx, is_dense), d, a in zip(rules, d_eps, a_rec):
+            eqn = _structured.lookup(closed, path)
+            a2, d2 = jax.vmap(lambda ai, di: _structured.operand_matrices(eqn, widx, ai, di))(
+                a, d)
+            if is_dense:
+                dense.append((a2, d2))
+            else:   # the per-example weight gradient a^T delta, then the inner product
+                g = jnp.einsum("npc,nopf->nocf", a2, d2, precision=_HIGHEST)
+                jac.append(g.reshape(n, d2.shape[1], -1))
+        return jac, dense
+
+    return jax.jit(features)
+
+
+@jax.jit
+def _contract_features(f1, f2):
+    """The block ``(N1, N2, O, O)`` from two chunks' features."""
+    (j1, d1), (j2, d2) = f1, f2
+    total = _contract(j1, j2) if j1 else 0.0
+    for (a1, e1), (a2, e2) in zip(d1, d2):
+        aa = jnp.einsum("npc,mrc->nmpr", a1, a2, precision=_HIGHEST)
+        if a1.shape[1] == 1:
+            ee = jnp.einsum("nof,mqf->nmoq", e1[:, :, 0], e2[:, :, 0], precision=_HIGHEST)
+            part = aa[:, :, 0, 0, None, None] * ee
+        else:
+            ee = jnp.einsum("nopf,mqrf->nmoqpr", e1, e2, precision=_HIGHEST)
+            part = jnp.einsum("nmpr,nmoqpr->nmoq", aa, ee, precision=_HIGHEST)
+        total = total + part
+    return total
+
+
 def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
-                  batch_size: int | None = None):
+                  batch_size: int | None = None, implementation: str = "auto"):
     """Empirical NTK of ``apply_fn`` at ``params`` between ``x1`` and ``x2`` (``x1`` if None).
 
     Args:
@@ -82,6 +180,22 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
       batch_size: hold the Jacobians of at most two chunks of this many inputs at a time
         (a memory cap: each holds chunk x outputs x parameters numbers), at the price of
         recomputing Jacobians; ``None``: one chunk per argument.
+      implementation: how the kernel is computed; all give the same kernel up to round-off.
+        ``"jacobian"``: per-example Jacobians of all parameters (``vmap`` of ``jacrev``),
+        then ``J1 J2^T``. ``"structured"``: structured derivatives (Novak et al., 2022):
+        ``apply_fn`` is traced to a jaxpr; a leaf used exactly once, as the weight ``W`` of a
+        ``dot_general`` ``y = a W`` (``Dense``) or of a ``conv_general_dilated``, is never
+        differentiated directly: its contribution is built from the op's input ``a`` and the
+        cotangent ``delta = d f / d y``, as ``sum_{p,p'} (a a'^T)(delta delta'^T)`` over the
+        op's non-contracted positions (no weight Jacobian at all) or, when a cost estimate
+        finds it cheaper (convolutions), from the per-example weight gradient
+        ``op^T(a, delta)``. Leaves without such a rule (biases, shared or otherwise used
+        weights) fall back to their per-example Jacobians; with no rule at all (or an
+        ``apply_fn`` with several outputs) it is ``"jacobian"``. A chunk then holds, per
+        structured weight, its inputs (patches for convolutions) and output cotangents
+        instead of its Jacobian. ``"auto"`` (default): ``"structured"``, the faster one on
+        every network of ``benchmarks/bench_entk.py`` (by hundreds of times on a wide FC
+        network; modestly on the paper CNN, whose convolutions need weight gradients).
 
     Returns:
       The kernel in the dtype of the parameters (float64 under lantk's x64 mode).
@@ -110,7 +224,23 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
     bs = None if batch_size is None else int(batch_size)
     if bs is not None and bs < 1:
         raise ValueError("batch_size must be positive")
-    jac = _jitted_jacobian(apply_fn)
+    if implementation not in ("auto", "structured", "jacobian"):
+        raise ValueError("implementation must be 'auto', 'structured' or 'jacobian', got "
+                         f"{implementation!r}")
+    n_ref = max(x1.shape[0], 0 if x2 is None else x2.shape[0]) if bs is None else bs
+    if implementation == "jacobian":
+        jac, contract = _jitted_jacobian(apply_fn), _contract
+    else:
+        if x2 is not None and x2.dtype != x1.dtype:   # one traced program for both
+            common = jnp.result_type(x1, x2)
+            x1, x2 = x1.astype(common), x2.astype(common)
+        closed, treedef, rules = _plan(apply_fn, params, x1, n_ref)
+        if not rules:   # nothing to structure: the same computation as "jacobian"
+            jac, contract = _jitted_jacobian(apply_fn), _contract
+        else:
+            feats = _jitted_features(closed, rules)
+            jac = lambda p, x: feats(jax.tree_util.tree_leaves(p), x)
+            contract = _contract_features
 
     def chunks(x):
         return [x] if bs is None else [x[i:i + bs] for i in range(0, x.shape[0], bs)]
@@ -127,7 +257,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
             if x2 is None and j < i:
                 blocks[i, j] = jnp.transpose(blocks[j, i], (1, 0, 3, 2))
             else:
-                blocks[i, j] = _contract(ja, ja if (x2 is None and j == i) else jac(params, b))
+                blocks[i, j] = contract(ja, ja if (x2 is None and j == i) else jac(params, b))
         del ja
     k = jnp.concatenate([jnp.concatenate([blocks[i, j] for j in range(len(c2))], axis=1)
                          for i in range(len(c1))], axis=0)  # (N1, N2, O, O)
@@ -141,7 +271,8 @@ def empirical_ntk_fn(apply_fn: Callable, trace_axes=(-1,), **kwargs):
 
     def ntk_fn(x1, x2, params, **kw):
         return empirical_ntk(apply_fn, params, x1, x2, trace_axes=trace_axes,
-                             batch_size=kwargs.get("batch_size"))
+                             batch_size=kwargs.get("batch_size"),
+                             implementation=kwargs.get("implementation", "auto"))
 
     return ntk_fn
 

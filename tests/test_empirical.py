@@ -178,3 +178,128 @@ def test_width_study_error_shrinks_like_inverse_sqrt_width():
     assert -0.75 < r["slope"] < -0.25
     with pytest.raises(ValueError, match="at least two"):
         empirical.width_study(lambda m: archs.two_layer_relu(width=m), x, [64])
+
+
+# -- structured derivatives == Jacobian contraction -------------------------------------------
+
+def _cast(tree, dtype):
+    return jax.tree_util.tree_map(lambda p: jax.numpy.asarray(p, dtype), tree)
+
+
+def _net(name):
+    if name == "fc":
+        return archs.fc(2, 16, b_std=0.3), (5, 7)
+    if name == "fc_multi":
+        return stax.serial(stax.Dense(12, b_std=0.1), stax.Relu(), stax.Dense(3)), (5, 6)
+    if name == "paper_cnn":
+        return archs.paper_cnn(1, outputs=2), (3, 8, 8, 3)
+    if name == "cnn_flatten":
+        return archs.cnn(2, "flatten", width=4, outputs=3, b_std=0.2), (4, 6, 6, 2)
+    if name == "cnn_gap":
+        return archs.cnn(2, "gap", width=4, outputs=2), (4, 6, 6, 2)
+    raise KeyError(name)
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["fc", "fc_multi", "paper_cnn", "cnn_flatten", "cnn_gap"])
+def test_structured_equals_jacobian_contraction(name, dtype):
+    from lantk import empirical
+    (init_fn, apply_fn, _), shape = _net(name)
+    rng = _rng(7)
+    x1 = jax.numpy.asarray(rng.standard_normal(shape), dtype)
+    x2 = jax.numpy.asarray(rng.standard_normal((3,) + shape[1:]), dtype)
+    _, params = init_fn(jax.random.PRNGKey(5), x1.shape)
+    params = _cast(params, dtype)
+    # the rules do apply: every weight (not the biases) is handled by structured derivatives
+    _, _, rules = empirical._plan(apply_fn, params, x1, x1.shape[0])
+    n_weights = sum(1 for leaf in jax.tree_util.tree_leaves(params) if leaf.ndim >= 2 and
+                    leaf.shape[0] != 1)
+    assert len(rules) == n_weights > 0
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    for xb in (None, x2):
+        for bs in (None, 2):
+            for ta in ((-1,), ()):
+                ref = empirical_ntk(apply_fn, params, x1, xb, trace_axes=ta, batch_size=bs,
+                                    implementation="jacobian")
+                got = empirical_ntk(apply_fn, params, x1, xb, trace_axes=ta, batch_size=bs,
+                                    implementation="structured")
+                assert got.dtype == ref.dtype == np.dtype(dtype)
+                assert got.shape == ref.shape
+                assert _rel(got, ref) < tol, (xb is None, bs, ta, _rel(got, ref))
+                auto = empirical_ntk(apply_fn, params, x1, xb, trace_axes=ta, batch_size=bs)
+                assert _rel(auto, got) < tol
+
+
+@pytest.mark.parametrize("dense", [True, False])
+@pytest.mark.parametrize("name", ["fc_multi", "cnn_gap", "paper_cnn"])
+def test_both_forms_of_the_rule_are_exact(name, dense, monkeypatch):
+    """Force one form (``(a a'^T)(delta delta'^T)`` or the per-example weight gradient) for
+    every Dense and Conv weight: the kernel is the Jacobian contraction either way."""
+    from lantk import _structured, empirical
+    monkeypatch.setattr(_structured, "choose_dense", lambda *a: dense)
+    monkeypatch.setattr(empirical, "_PLANS", {})
+    (init_fn, apply_fn, _), shape = _net(name)
+    x = _rng(8).standard_normal(shape)
+    _, params = init_fn(jax.random.PRNGKey(6), x.shape)
+    _, _, rules = empirical._plan(apply_fn, params, jax.numpy.asarray(x), x.shape[0])
+    assert rules and all(r[-1] == dense for r in rules)
+    for bs in (None, 3):
+        ref = empirical_ntk(apply_fn, params, x, trace_axes=(), batch_size=bs,
+                            implementation="jacobian")
+        got = empirical_ntk(apply_fn, params, x, trace_axes=(), batch_size=bs,
+                            implementation="structured")
+        assert _rel(got, ref) < 1e-12
+
+
+def test_structured_falls_back_where_no_rule_applies():
+    """Weights used twice, inside an elementwise product, as the left operand of a matmul,
+    inside a nested ``jit``, and a weight passed through a transpose: the leaves with a rule
+    use it, the others keep their Jacobians, and the kernel is exact."""
+    from lantk import empirical
+    rng = _rng(9)
+    d, m = 4, 6
+
+    @jax.jit
+    def inner(h, V):
+        return jax.numpy.tanh(h @ V)
+
+    def apply_fn(p, x):
+        h = jax.numpy.sin(x @ p["W"])            # rule (dense)
+        h = h * p["s"] + h @ p["Q"] @ p["Q"]     # s: elementwise; Q used twice: fall back
+        h = inner(h, p["V"])                     # rule, through the nested jit
+        h = (p["L"] @ h.T).T                     # rule, W as the left operand
+        h = h @ p["T"].T                         # the transpose is a use: fall back
+        return h @ p["R"] + p["b"]               # rule; b: fall back
+
+    params = {"W": rng.standard_normal((d, m)) / 2, "s": rng.standard_normal(m),
+              "Q": rng.standard_normal((m, m)) / 3, "V": rng.standard_normal((m, m)) / 2,
+              "L": rng.standard_normal((m, m)) / 2, "T": rng.standard_normal((m, m)) / 2,
+              "R": rng.standard_normal((m, 2)), "b": rng.standard_normal(2)}
+    x1, x2 = rng.standard_normal((5, d)), rng.standard_normal((3, d))
+    names = sorted(params)   # the order of a dict's leaves
+    _, _, rules = empirical._plan(apply_fn, params, jax.numpy.asarray(x1), 5)
+    assert sorted(names[r[0]] for r in rules) == ["L", "R", "V", "W"]
+    for x2_ in (None, x2):
+        for bs in (None, 2):
+            ref = empirical_ntk(apply_fn, params, x1, x2_, trace_axes=(), batch_size=bs,
+                                implementation="jacobian")
+            got = empirical_ntk(apply_fn, params, x1, x2_, trace_axes=(), batch_size=bs,
+                                implementation="structured")
+            assert _rel(got, ref) < 1e-12
+
+    # no rule at all: "auto" is the Jacobian contraction, "structured" still exact
+    def no_rule(p, x):
+        return jax.numpy.tanh(x * p["a"]).sum(axis=1, keepdims=True) * p["c"]
+
+    p2 = {"a": rng.standard_normal(d), "c": rng.standard_normal(1)}
+    assert empirical._plan(no_rule, p2, jax.numpy.asarray(x1), 5)[2] == ()
+    ref = empirical_ntk(no_rule, p2, x1, implementation="jacobian")
+    assert _rel(empirical_ntk(no_rule, p2, x1), ref) < 1e-14
+    assert _rel(empirical_ntk(no_rule, p2, x1, implementation="structured"), ref) < 1e-12
+    with pytest.raises(ValueError, match="implementation"):
+        empirical_ntk(no_rule, p2, x1, implementation="fast")
