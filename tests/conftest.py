@@ -3,6 +3,19 @@ from pathlib import Path
 
 import pytest
 
+# the front matter of a jupytext MyST chapter, for the small chapters the runner tests build
+MYST_HEADER = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -5,6 +5,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import MYST_HEADER
 
 from lantk import claims, cli, runner
 
@@ -108,17 +109,7 @@ def test_every_paper_claim_names_a_chapter_of_the_book():
 
 
 # --------------------------------------------------------------------------- in a run
-CHAPTER = textwrap.dedent('''\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
+CHAPTER = MYST_HEADER + textwrap.dedent('''\
 
     # Claims
 

@@ -12,20 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import MYST_HEADER
 
 from lantk import cli, runner
 
-TINY = textwrap.dedent('''\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
+TINY = MYST_HEADER + textwrap.dedent('''\
 
     # Tiny
 
