@@ -94,7 +94,7 @@ def test_every_chapter_ran_and_the_html_exists(quick_book, html_dir):
         if runner.is_executable(runner.read_chapter(src)):
             rec = runs[src.stem].record
             assert rec["status"] == "ok" and rec["profile"] == PROFILE
-            assert (ROOT / "runs" / PROFILE / src.stem / f"{src.stem}.ipynb").is_file()
+            assert (ROOT / "runs" / PROFILE / src.stem / "default" / f"{src.stem}.ipynb").is_file()
     assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()  # no CDN
 
 
