@@ -467,6 +467,15 @@ def _build_task(dataset, classes, n_train, n_test, n_val, seed, root, standardiz
         raise ValueError(f"classes must be distinct, got {tuple(classes)}")
     if len(cls) < 2:
         raise ValueError(f"a task needs at least two classes, got {tuple(classes)}")
+    for name, value, least in (("n_train", n_train, 1), ("n_test", n_test, 1), ("n_val", n_val, 0)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}"
+                             + (" or None (every image)" if name != "n_val" else "")
+                             + f", got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     x_tr_all, y_tr_all = load(dataset, "train", root)
     x_te_all, y_te_all = load(dataset, "test", root)

@@ -208,3 +208,16 @@ def test_choose_dataset(tmp_path, data_dir):
     assert not data.available("cifar10", tmp_path)
     assert data.choose_dataset("cifar10", tmp_path) == "digits"
     assert data.choose_dataset("cifar10", data_dir) == "cifar10"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"n_train": 0}, "n_train must be an integer >= 1"),
+    ({"n_train": 3.5}, "n_train must be an integer >= 1"),
+    ({"n_test": -2}, "n_test must be an integer >= 1"),
+    ({"n_val": 2.5}, "n_val must be an integer >= 0"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"seed": 1.5}, "seed must be an integer >= 0"),
+])
+def test_task_sizes_and_seed_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.binary_task("digits", (3, 8), **{"n_train": 10, "n_test": 10, **kwargs})
