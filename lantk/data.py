@@ -92,13 +92,6 @@ CIFAR10_URLS = ("https://www.cs.toronto.edu/~kriz/",)
 
 
 # --------------------------------------------------------------------------- roots and files
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The folder datasets are read from: ``root``, else ``$LANTK_DATA_DIR``, else ``~/.cache/lantk``."""
     if root is not None:
@@ -293,7 +286,9 @@ def _download_verified(url: str, dest_dir: Path, filename: str, md5: str, progre
                 for block in iter(lambda: resp.read(1 << 20), b""):
                     out.write(block)
                     bar.update(len(block))
-        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp creates 0600; honour the umask
+        from lantk.runner import _umask  # the runner imports no JAX at import time
+
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; honour the umask
         got = md5sum(tmp)
         if got != md5:
             raise OSError(f"checksum mismatch for {filename} from {url}: md5 {got}, expected {md5}; "

@@ -716,9 +716,9 @@ def _atomic_write(path: Path, write: Callable) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600: a shared cache must be readable
+        from lantk.runner import _umask
+
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a shared cache must be readable
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -300,14 +300,14 @@ def two_layer_k4_contract(params, X_pairs, X_train, N, *, chunk: int | None = No
     Returns:
         ``(P, n)`` float64 array.
     """
-    W = np.asarray(params["W"], dtype=np.float64)
-    a = np.asarray(params["a"], dtype=np.float64)
-    X_pairs = np.asarray(X_pairs, dtype=np.float64)
-    X_train = np.asarray(X_train, dtype=np.float64)
-    N = np.asarray(N, dtype=np.float64)
+    W, a, X_pairs, X_train, N = _float64(params["W"], params["a"], X_pairs, X_train, N)
     gamma, V = np.linalg.eigh(N + N.T)
     C = _contract(W, a, X_pairs, X_train, N, V, gamma, chunk, progress)
     return C[X_train.shape[0]:] / W.shape[0] ** 2
+
+
+def _float64(*arrays):
+    return tuple(np.asarray(x, dtype=np.float64) for x in arrays)
 
 
 def two_layer_k3f_contract(params, X_pairs, X_train, M, *, chunk: int | None = None) -> np.ndarray:
@@ -332,11 +332,7 @@ def two_layer_k3f_contract(params, X_pairs, X_train, M, *, chunk: int | None = N
     Returns:
         ``(P, n)`` float64 array.
     """
-    W = np.asarray(params["W"], dtype=np.float64)
-    a = np.asarray(params["a"], dtype=np.float64)
-    X_pairs = np.asarray(X_pairs, dtype=np.float64)
-    X_train = np.asarray(X_train, dtype=np.float64)
-    M = np.asarray(M, dtype=np.float64)
+    W, a, X_pairs, X_train, M = _float64(params["W"], params["a"], X_pairs, X_train, M)
     n = X_train.shape[0]
     zero = np.zeros((n, n))
     C = _contract(W, a, X_pairs, X_train, zero, np.zeros((n, 1)), np.zeros(1), chunk, M=M)
