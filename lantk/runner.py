@@ -476,12 +476,21 @@ def parameter_types(nb_or_source) -> dict:
     cell = _parameters_cell(nb)
     src = cell.source if isinstance(cell.source, str) else "".join(cell.source)
     annotated: dict = {}
+    literal: set = set()  # names whose default is a literal (non-literals are kept as text)
     for node in ast.parse(src).body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        try:
+            ast.literal_eval(node.value)
+            literal.update(names)
+        except (ValueError, SyntaxError, TypeError, AttributeError):
+            pass
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            names = [part.strip().split("[")[0]
+            parts = [part.strip().split("[")[0]
                      for part in ast.get_source_segment(src, node.annotation).split("|")]
-            if all(n in _TYPE_NAMES for n in names):
-                annotated[node.target.id] = tuple(_TYPE_NAMES[n] for n in names)
+            if all(n in _TYPE_NAMES for n in parts):
+                annotated[node.target.id] = tuple(_TYPE_NAMES[n] for n in parts)
     types: dict = {}
     for name, default in defaults.items():
         if name in annotated:
@@ -492,24 +501,11 @@ def parameter_types(nb_or_source) -> dict:
             types[name] = (int,)
         elif isinstance(default, float):
             types[name] = (float, int)
-        elif isinstance(default, str) and name in {n for n in defaults if _is_literal(src, n)}:
+        elif isinstance(default, str) and name in literal:
             types[name] = (str,)
         elif isinstance(default, (list, tuple)):
             types[name] = (list, tuple)
     return types
-
-
-def _is_literal(src: str, name: str) -> bool:
-    for node in ast.parse(src).body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) and node.value is not None else [])
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            try:
-                ast.literal_eval(node.value)
-                return True
-            except (ValueError, SyntaxError, TypeError):
-                return False
-    return False
 
 
 def check_parameter_types(given: dict, types: dict, chapter: str = "the chapter") -> None:
