@@ -39,8 +39,10 @@ sys.path.insert(0, str(ROOT / "tests" / "oracle"))
 import jax
 import jax.numpy as jnp
 
-import lantk  # noqa: F401
+import lantk
 from lantk import archs
+
+lantk.enable_x64()  # this script's own jnp code ran in x64 mode when `import lantk` switched it on
 
 
 def cifar_like(n: int, seed: int) -> np.ndarray:

@@ -154,7 +154,10 @@ def main(argv=None):
     import jax
     import jax.numpy as jnp
 
+    import lantk
     from lantk import empirical
+
+    lantk.enable_x64()  # the float64 cases cast with jnp.asarray(x, float64) below
 
     for name, title, (init_fn, apply_fn, kernel_fn), x, dtype, batch in cases(a.cases.split(",")):
         x = jnp.asarray(x, dtype)

@@ -50,6 +50,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
 
+from lantk._x64 import x64
+
 __all__ = [
     "ABRelu",
     "Abs",
@@ -251,6 +253,7 @@ class KernelFn:
             shape = layer.shape(shape)
         return shape
 
+    @x64
     def __call__(self, x1, x2=None, get=None, *, diagonal_spatial=None, diagonal_batch=None,
                  mask_constant=None, **kwargs):
         if kwargs:
@@ -485,7 +488,7 @@ def _fmt(x) -> str:
 
 def _make(spec, req, kernel, shape, init_fn, apply_fn):
     layer = _Layer(spec=spec, req=req, kernel=kernel, shape=shape)
-    return init_fn, apply_fn, KernelFn([layer], spec)
+    return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
 
 
 def _affine_state(k: _State, W_std: float, b_std: float | None, fn=None,
@@ -972,4 +975,4 @@ def serial(*layers):
 
     flat = [layer for kf in kernel_fns for layer in kf.layers]
     spec = "serial(" + ", ".join(kf.spec for kf in kernel_fns) + ")"
-    return init_fn, apply_fn, KernelFn(flat, spec)
+    return x64(init_fn), x64(apply_fn), KernelFn(flat, spec)

@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lantk import label_aware
 from lantk._checks import Labels, encode_labels
+from lantk._x64 import x64
 from lantk.archs import two_layer_relu_kernel
 from lantk.regression import _check_rho, _solve_validated, predict_labels
 
@@ -316,6 +317,7 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
                           samples=self.samples, seed=self.seed)
 
     # ------------------------------------------------------------------ API
+    @x64
     def fit(self, X, y):
         """Fit on ``X`` ``(n_samples, n_features)`` and class labels ``y``; returns ``self``."""
         X, y = validate_data(self, X, y, dtype=np.float64)
@@ -370,6 +372,7 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
             seed=self.seed, return_fit=True)
         return Z
 
+    @x64
     def decision_function(self, X):
         """Kernel-regression outputs: ``(n_samples,)`` (binary; positive means
         ``classes_[1]``) or ``(n_samples, n_classes)``, float64."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lantk._checks import as_float_array, check_lengths, check_square_symmetric
+from lantk._x64 import x64
 
 __all__ = [
     "LabelSystemComparison",
@@ -423,6 +424,7 @@ def _binary_map(system, fine: np.ndarray, name: str) -> tuple[np.ndarray, dict]:
     return np.array([float(mapping[v]) for v in fine]), mapping
 
 
+@x64
 def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b, diag=None):
     """Similarity of every pair of fine classes under label systems A and B (spec §6).
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from lantk import _structured
 from lantk._checks import no_progress
+from lantk._x64 import x64
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -166,6 +167,7 @@ def _contract_features(f1, f2):
     return total
 
 
+@x64
 def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
                   batch_size: int | None = None, implementation: str = "auto"):
     """Empirical NTK of ``apply_fn`` at ``params`` between ``x1`` and ``x2`` (``x1`` if None).
@@ -198,7 +200,10 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         network; modestly on the paper CNN, whose convolutions need weight gradients).
 
     Returns:
-      The kernel in the dtype of the parameters (float64 under lantk's x64 mode).
+      The kernel, a JAX array in the dtype of the parameters (float64 for the float64
+      parameters of a :mod:`lantk.stax` ``init_fn``): it is computed with JAX's 64-bit mode on
+      (see :mod:`lantk`); outside that mode JAX computes on it in float32, so take
+      ``np.asarray`` of it for float64 arithmetic.
 
     Example:
         >>> import jax, numpy as np
@@ -206,7 +211,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         >>> init_fn, apply_fn, kernel_fn = archs.two_layer_relu(4096)
         >>> x = np.random.default_rng(0).standard_normal((3, 5))
         >>> _, params = init_fn(jax.random.PRNGKey(0), x.shape)
-        >>> k = empirical_ntk(apply_fn, params, x)
+        >>> k = np.asarray(empirical_ntk(apply_fn, params, x))
         >>> limit = np.asarray(kernel_fn(x, None, "ntk"))
         >>> bool(np.linalg.norm(k - limit) < 0.1 * np.linalg.norm(limit))  # width 4096
         True
@@ -277,6 +282,7 @@ def empirical_ntk_fn(apply_fn: Callable, trace_axes=(-1,), **kwargs):
     return ntk_fn
 
 
+@x64
 def width_study(arch_factory: Callable, x, widths, seeds: int = 3, seed: int = 0,
                 progress: bool = True) -> dict:
     """How fast the empirical NTK of finite networks approaches the analytic kernel.

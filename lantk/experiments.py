@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from lantk import label_aware, regression
+from lantk._x64 import x64
 
 __all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods", "kernel_blocks",
            "nth_correction_draws", "paired_difference", "pooled_paired_difference",
@@ -42,6 +43,7 @@ class KernelBlocks:
     H_test: np.ndarray
 
 
+@x64
 def kernel_blocks(kernel_fn, task, get: str = "ntk", **kwargs) -> KernelBlocks:
     """Compute the three blocks of a task's kernel with :func:`lantk.kernels.kernel_matrix`."""
     from lantk.kernels import kernel_matrix
@@ -54,6 +56,7 @@ def kernel_blocks(kernel_fn, task, get: str = "ntk", **kwargs) -> KernelBlocks:
                         np.asarray(H_test, np.float64))
 
 
+@x64
 def closed_form_blocks(kernel, task) -> KernelBlocks:
     """The three blocks of a kernel given as a NumPy function ``kernel(x1, x2)`` (``x2=None``
     for the symmetric train-train block), e.g. :func:`lantk.archs.two_layer_relu_kernel`."""
@@ -79,6 +82,7 @@ def unit_norm(task):
                                config={**task.config, "unit_norm": True, "flatten": True})
 
 
+@x64
 def width_sweep(task, widths, *, samples: int = 1000, t: float = np.inf, epochs: int = 50,
                 batch_size: int = 50, lr: float = 1e-3, seed: int = 0, train_network: bool = True,
                 rho: float = 0.0) -> list:
@@ -339,6 +343,7 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
             "within_low": m - within, "within_high": m + within}
 
 
+@x64
 def nth_correction_draws(X_train, y, X_test, *, width, samples: int, seeds) -> np.ndarray:
     """Independent Monte Carlo estimates of the LANTK-NTH correction ``K_t − K`` at ``t = ∞``.
 

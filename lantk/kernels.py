@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 import lantk
 from lantk._checks import no_progress
+from lantk._x64 import x64
 
 __all__ = ["GETS", "TILE_AXIS", "kernel_matrix"]
 
@@ -82,6 +83,7 @@ MEMORY_FRACTION = 0.8
 _CACHE_FORMAT = 1
 
 
+@x64
 def kernel_matrix(
     kernel_fn: Callable[..., Any],
     x1: Any,
@@ -120,7 +122,9 @@ def kernel_matrix(
             None picks a tile by :data:`AUTO_TILE_ELEMENTS` (smaller on CPUs), at most
             :data:`MAX_AUTO_TILE`, that fits in ``max_tile_bytes``.
         dtype: ``np.float64`` (default) or ``np.float32``: the inputs are cast to it, the
-            kernel is computed in it and the matrices are returned in it.
+            kernel is computed in it and the matrices are returned in it. ``kernel_fn`` runs
+            with JAX's 64-bit mode on (whatever the global setting; see :mod:`lantk`), so
+            float64 needs no ``jax_enable_x64`` of yours.
         cache_dir: folder for the on-disk tile cache, or None for no cache. Tiles live in
             a sub-folder named by a hash of (the lantk source, the kernel, the inputs, dtype,
             get), one ``.npz`` per tile holding its arrays, a SHA-256 of them, the folder's
@@ -232,8 +236,6 @@ def _check_dtype(dtype) -> np.dtype:
         dt = None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    if dt == np.float64 and not jax.config.jax_enable_x64:
-        raise ValueError("dtype=float64 needs jax_enable_x64 (importing lantk turns it on)")
     return dt
 
 

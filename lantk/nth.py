@@ -70,8 +70,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-import lantk  # noqa: F401  (turns on float64 in JAX)
 from lantk._checks import check_lengths, encode_labels, no_progress
+from lantk._x64 import x64
 from lantk.archs import two_layer_relu_kernel
 
 __all__ = [
@@ -96,6 +96,7 @@ _MAX_CHUNK = 256           # neurons per chunk at most (progress-bar granularity
 
 
 # ----------------------------------------------------------------------------- ground truth
+@x64
 def higher_order_kernels(apply_fn, params, x, indices=None):
     """``K⁽³⁾`` and ``K⁽⁴⁾`` of a network at given weights, by nested automatic differentiation.
 
@@ -189,6 +190,7 @@ def two_layer_init(seed, d: int, width: int, a_dist: str = "rademacher") -> dict
     return {"W": W, "a": a}
 
 
+@x64
 def two_layer_apply(params, x):
     """``f(x) = m^{-1/2} Σ_r a_r relu(w_rᵀx)`` for the rows of ``x`` (shape ``(N, d)``)."""
     W, a = params["W"], params["a"]
@@ -279,6 +281,7 @@ def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False, M
     return np.asarray(acc)
 
 
+@x64
 def two_layer_k4_contract(params, X_pairs, X_train, N, *, chunk: int | None = None,
                           progress: bool = False) -> np.ndarray:
     """``C[a, b] = Σ_ij K⁽⁴⁾(x_a, x_b, x_i, x_j) N_ij`` of the two-layer ReLU network at ``params``.
@@ -310,6 +313,7 @@ def _float64(*arrays):
     return tuple(np.asarray(x, dtype=np.float64) for x in arrays)
 
 
+@x64
 def two_layer_k3f_contract(params, X_pairs, X_train, M, *, chunk: int | None = None) -> np.ndarray:
     """``C[a, b] = m⁻² Σ_r a_r² Σ_ik φ_r(a, b, i) M_ik σ_r(x_k)``: the same-neuron part of
     ``Σ_ik K⁽³⁾(x_a, x_b, x_i) f(x_k) M_ik`` of the two-layer network at ``params``.
@@ -495,6 +499,7 @@ def _M_from_eig(lam, P, t):
     return (P * w) @ P.T
 
 
+@x64
 def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=None,
                progress=False, init="standard"):
     """LANTK-NTH kernel of the two-layer ReLU network (spec §2, §5): its expected value at time ``t``.
@@ -638,6 +643,7 @@ def _flow_drift(W, a, X, y, dt, steps):
 _flow_drift = jax.jit(_flow_drift, static_argnames="steps")
 
 
+@x64
 def trained_drift(X, y, width, *, draws, t, init="standard", seed=0, step=0.5, batch=64):
     """The empirical NTK's drift ``K_t(X, X) − K_0(X, X)`` of ``draws`` trained two-layer networks.
 
@@ -708,6 +714,7 @@ def _slope_interval(drift, pred, level=0.95):
     return mean, mean - half, mean + half
 
 
+@x64
 def drift_experiment(X, y, widths, *, draws, t, inits=INITS, samples=200_000, seed=0,
                      step=0.5, level=0.95):
     """Predicted against measured mean drift of the tangent kernel of trained two-layer networks.

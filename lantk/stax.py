@@ -8,8 +8,13 @@ Each layer returns ``(init_fn, apply_fn, kernel_fn)`` with neural-tangents 0.6.5
 * ``kernel_fn(x1, x2=None, get=None)`` — the infinite-width kernels. ``get`` is a string
   (that array), a tuple of strings among ``'nngp', 'ntk', 'cov1', 'cov2'`` (a namedtuple), or
   ``None`` (a namedtuple with ``nngp`` and ``ntk``). ``get='nngp'`` does not compute the NTK.
-  The computation runs in the inputs' floating dtype (float32 in, float32 out; integers are
-  promoted to the default float, float64 under lantk's x64 mode).
+  The computation runs in the inputs' floating dtype (float32 in, float32 out; float64 in,
+  float64 out; integers are promoted to float64).
+
+All three run with JAX's 64-bit mode on, whatever the global setting (see :mod:`lantk`):
+``init_fn`` draws float64 parameters, and float64 inputs are never truncated. They return JAX
+arrays; with x64 off globally, JAX computes on those in float32, so take ``np.asarray`` of a
+result (or call :func:`lantk.enable_x64`) before further ``jnp`` arithmetic in float64.
 
 ``kernel_fn.spec`` is a stable string describing the architecture and every hyper-parameter
 (a Python expression in these layer names), suitable as a cache key.

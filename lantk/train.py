@@ -5,7 +5,8 @@ gives the finite network: its ``init_fn`` draws the weights, its ``apply_fn`` ev
 Training minimises the mean squared error (spec §7) with Adam; binary tasks regress the
 ``±1`` labels with a scalar output, multi-class tasks regress centred one-hot targets with
 one output per class. Training runs in float32 for speed (the kernels and the regression
-path stay in float64); it is deterministic for a seed on the CPU.
+path stay in float64; the NTK probes are float64, computed with JAX's 64-bit mode on whatever
+the global setting); it is deterministic for a seed on the CPU.
 
 Example:
     >>> from lantk import archs, data, train
@@ -27,6 +28,7 @@ import numpy as np
 import optax
 
 from lantk._checks import no_progress
+from lantk._x64 import x64
 from lantk.regression import predict_labels
 
 __all__ = ["TrainResult", "fit", "predict"]
@@ -80,6 +82,7 @@ def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
     return float(np.mean(np.argmax(out, axis=1) == y))
 
 
+@x64
 def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
     """Network outputs on ``x`` in batches, as a float64 NumPy array."""
     f = jax.jit(apply_fn)
@@ -119,6 +122,7 @@ def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
     return X, y
 
 
+@x64
 def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         batch_size: int = 128, lr: float = 3e-4, seed: int = 0, probe=None,
         probe_epochs=(), probe_batch_size: int | None = 256, X_val=None, y_val=None,

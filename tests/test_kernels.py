@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from lantk import kernels
+from lantk._x64 import x64
 from lantk.kernels import kernel_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +44,12 @@ relu_kernels.spec = "test:relu-two-layer"
 def rbf(x1, x2=None, get="ntk"):
     x2 = x1 if x2 is None else x2
     return jnp.exp(-0.5 * ((x1[:, None] - x2[None]) ** 2).sum(-1))
+
+
+# The kernels above are plain JAX functions, as a user writes them: kernel_matrix must run
+# them in float64 without JAX's global x64 mode. The direct calls that serve as references
+# switch x64 on themselves.
+relu_ref, rbf_ref = x64(relu_kernels), x64(rbf)
 
 
 class Counting:
@@ -86,21 +93,23 @@ def test_matches_direct_call(n1, n2, tile):
     x1 = _x(n1)
     x2 = None if n2 is None else _x(n2, seed=1)
     k = kernel_matrix(relu_kernels, x1, x2, tile=tile, progress=False)
-    direct = np.asarray(relu_kernels(jnp.asarray(x1), None if x2 is None else jnp.asarray(x2)))
+    direct = np.asarray(relu_ref(x1, x2))
     assert isinstance(k, np.ndarray) and k.dtype == np.float64
     assert k.shape == (n1, n1 if n2 is None else n2)
     # the diagonal of this closed form is only accurate to ~sqrt(eps) (sin θ near θ = 0)
     np.testing.assert_allclose(k, direct, rtol=1e-12, atol=1e-7)
     np.testing.assert_allclose(
         kernel_matrix(rbf, x1, x2, tile=tile, progress=False),
-        rbf(x1, x2), rtol=1e-13, atol=1e-15,
+        rbf_ref(x1, x2), rtol=1e-13, atol=1e-15,
     )
 
 
 def test_image_inputs_and_jax_arrays():
-    x1, x2 = _x(9, features=(4, 4, 3)), jnp.asarray(_x(7, seed=1, features=(4, 4, 3)))
+    x1 = _x(9, features=(4, 4, 3))
+    x2 = x64(jnp.asarray)(_x(7, seed=1, features=(4, 4, 3)))  # a float64 JAX array
+    assert x2.dtype == jnp.float64
     k = kernel_matrix(relu_kernels, x1, x2, tile=4, progress=False)
-    np.testing.assert_allclose(k, relu_kernels(x1, np.asarray(x2)), rtol=1e-12)
+    np.testing.assert_allclose(k, relu_ref(x1, np.asarray(x2)), rtol=1e-12)
     assert isinstance(k, np.ndarray)
 
 
@@ -110,7 +119,7 @@ def test_symmetric_is_exact_and_computes_only_upper_tiles():
     k = kernel_matrix(counting, x, tile=8, progress=False)
     assert np.array_equal(k, k.T)
     assert counting.calls == 5 * 6 // 2  # 5 row tiles: the upper triangle, diagonal included
-    np.testing.assert_allclose(k, rbf(x, x), rtol=1e-13)
+    np.testing.assert_allclose(k, rbf_ref(x, x), rtol=1e-13)
     k = kernel_matrix(relu_kernels, x, tile=8, progress=False, get=("nngp", "ntk"))
     assert np.array_equal(k.ntk, k.ntk.T) and np.array_equal(k.nngp, k.nngp.T)
 
@@ -119,8 +128,8 @@ def test_get_tuple_returns_namedtuple():
     x1, x2 = _x(13), _x(10, seed=1)
     both = kernel_matrix(relu_kernels, x1, x2, get=("ntk", "nngp"), tile=4, progress=False)
     assert both._fields == ("ntk", "nngp")
-    np.testing.assert_allclose(both.ntk, relu_kernels(x1, x2, get="ntk"), rtol=1e-12)
-    np.testing.assert_allclose(both.nngp, relu_kernels(x1, x2, get="nngp"), rtol=1e-12)
+    np.testing.assert_allclose(both.ntk, relu_ref(x1, x2, get="ntk"), rtol=1e-12)
+    np.testing.assert_allclose(both.nngp, relu_ref(x1, x2, get="nngp"), rtol=1e-12)
     assert not np.allclose(both.ntk, both.nngp)
     nngp = kernel_matrix(relu_kernels, x1, x2, get="nngp", tile=4, progress=False)
     np.testing.assert_array_equal(nngp, both.nngp)
@@ -136,7 +145,7 @@ def test_get_tuple_accepts_dict_and_namedtuple_results(wrap):
 
     x = _x(11)
     k = kernel_matrix(kernel_fn, x, get=("ntk", "nngp"), tile=4, progress=False)
-    np.testing.assert_allclose(k.ntk, relu_kernels(x, get="ntk"), rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(k.ntk, relu_ref(x, get="ntk"), rtol=1e-12, atol=1e-7)
 
 
 def test_float32_and_float64():
@@ -160,7 +169,7 @@ def test_empty_inputs():
 def test_progress_bar(progress, capsys):
     x = _x(30)
     k = kernel_matrix(rbf, x, tile=7, progress=progress)
-    np.testing.assert_allclose(k, rbf(x, x), rtol=1e-13)
+    np.testing.assert_allclose(k, rbf_ref(x, x), rtol=1e-13)
     err = capsys.readouterr().err
     if progress:
         assert "entries/s" in err and "memory per device" in err
@@ -245,14 +254,14 @@ def test_tile_too_large_names_one_that_fits():
     suggested = int(e.value.args[0].rsplit("tile=", 1)[1].split()[0])
     assert 1 <= suggested < 64
     k = kernel_matrix(relu_kernels, x, tile=suggested, max_tile_bytes=budget, progress=False)
-    np.testing.assert_allclose(k, relu_kernels(x), rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(k, relu_ref(x), rtol=1e-12, atol=1e-7)
 
 
 def test_auto_tile_fits_the_budget(caplog):
     x = _x(64, features=(8,))
     with caplog.at_level("INFO", logger="lantk.kernels"):
         k = kernel_matrix(relu_kernels, x, max_tile_bytes=64 * 1024, progress=False)
-    np.testing.assert_allclose(k, relu_kernels(x), rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(k, relu_ref(x), rtol=1e-12, atol=1e-7)
     (line,) = [r.getMessage() for r in caplog.records]
     side = int(line.split(" tiles of ")[1].split("x")[0])
     assert side < 64
@@ -289,7 +298,7 @@ def test_cache_resumes_after_interruption(tmp_path):
     counting = Counting()
     k = kernel_matrix(counting, x, tile=8, cache_dir=tmp_path, progress=False)
     assert counting.calls == total - 6
-    np.testing.assert_allclose(k, rbf(x, x), rtol=1e-13)
+    np.testing.assert_allclose(k, rbf_ref(x, x), rtol=1e-13)
     assert np.array_equal(k, k.T) and len(_tiles(tmp_path)) == total
 
     def never(x1, x2=None, get="ntk"):  # a finished matrix is read, not even compiled
