@@ -30,3 +30,15 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"LANTK_DATA_DIR={root} is not a folder")
     return path
+
+
+@pytest.fixture
+def x64():
+    """JAX's 64-bit mode on for one test, for tests whose *own* JAX code (references, a
+    ``jax.jit`` around a lantk kernel) computes in float64. lantk's functions need no such
+    thing: ``import lantk`` leaves JAX's configuration alone and they switch x64 on themselves
+    (tests/test_x64.py)."""
+    from lantk._x64 import local_x64
+
+    with local_x64():
+        yield

@@ -9,7 +9,6 @@ import jax
 import numpy as np
 import pytest
 
-import lantk  # noqa: F401  (x64)
 from lantk import archs, stax
 from lantk.empirical import empirical_ntk, empirical_ntk_fn
 
@@ -82,6 +81,7 @@ def test_multi_output_conventions():
 
 
 @pytest.mark.parametrize("readout", ["flatten", "gap"])
+@pytest.mark.usefixtures("x64")  # jax.jacobian of the network, in float64
 def test_per_example_jacobians_match_the_batch_jacobian(readout):
     """empirical_ntk differentiates one example at a time; for a CNN with two outputs the
     result equals the contraction of the Jacobian of the whole batch (jax.jacobian)."""
@@ -207,6 +207,7 @@ def _rel(a, b):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", ["fc", "fc_multi", "paper_cnn", "cnn_flatten", "cnn_gap"])
+@pytest.mark.usefixtures("x64")  # jnp.asarray(..., float64) inputs
 def test_structured_equals_jacobian_contraction(name, dtype):
     from lantk import empirical
     (init_fn, apply_fn, _), shape = _net(name)

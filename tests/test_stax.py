@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-import lantk  # noqa: F401  (x64)
 from lantk import archs, stax
 
 RNG = np.random.default_rng(0)
@@ -257,6 +256,7 @@ def test_nngp_only_does_not_compute_ntk():
     assert n_ops(("nngp",)) == n_ops(("cov1", "nngp"))  # cov1 is free; only ntk costs
 
 
+@pytest.mark.usefixtures("x64")  # jnp.asarray / jax.jit of float64 inputs
 def test_dtypes_and_array_types():
     x1 = RNG.standard_normal((3, 6, 6, 2))
     _, _, kernel_fn = archs.cnn(2)
@@ -271,6 +271,7 @@ def test_dtypes_and_array_types():
     assert kernel_fn(xi, None, "ntk").dtype == jnp.float64
 
 
+@pytest.mark.usefixtures("x64")  # jnp.asarray / jax.jit of float64 inputs
 def test_kernel_fn_under_jit_and_vmap_free():
     x1, x2 = RNG.standard_normal((3, 6, 6, 2)), RNG.standard_normal((2, 6, 6, 2))
     _, _, kernel_fn = archs.paper_cnn(1)
