@@ -7,7 +7,6 @@ import jax
 import numpy as np
 import pytest
 
-import lantk  # noqa: F401  (x64)
 from lantk import archs
 from lantk.empirical import empirical_ntk
 

@@ -36,6 +36,7 @@ def _tanh_mlp(d, widths=(4, 3), seed=0):
 
 
 # ----------------------------------------------------------------------------- ground truth
+@pytest.mark.usefixtures("x64")  # the test's own float64 tanh network
 def test_higher_order_kernels_match_finite_differences():
     """K3 = ∇K2·∇f and K4 = ∇K3·∇f as directional derivatives, on a smooth (tanh) network."""
     rng = np.random.default_rng(1)
@@ -242,6 +243,7 @@ def test_singular_H_warns_and_stays_finite():
 
 
 # ----------------------------------------------------------------------------- NTK closed form
+@pytest.mark.usefixtures("x64")  # jax.jacrev of the network, in float64
 def test_two_layer_ntk_closed_form():
     rng = np.random.default_rng(4)
     X = rng.standard_normal((6, 5))
@@ -393,6 +395,7 @@ def test_standard_nth_kernel_equals_autodiff_per_neuron(t):
     assert np.abs(K_tr - anti[0]).max() > 0.1 * np.abs(anti[0] - H).max()  # the terms matter
 
 
+@pytest.mark.usefixtures("x64")  # nested autodiff in float64
 def test_init_expectations_match_finite_networks_statistically():
     """Over many initialisations of a width-3 network (a ~ N(0, 1)): E f_0 f_0ᵀ = Σ_0 (NNGP), and
     E ⟨K3_0(a, b, ·) f_0ᵀ, M⟩ by nested autodiff of the whole network = the per-neuron formula

@@ -21,6 +21,7 @@ def test_training_learns_and_is_deterministic(task):
     assert r3.history[0]["loss"] != r1.history[0]["loss"]
 
 
+@pytest.mark.usefixtures("x64")  # the reference parameters cast to float64 with jnp
 def test_probe_ntk_at_init_matches_empirical(task):
     import jax
     import jax.numpy as jnp
