@@ -19,7 +19,6 @@ import jax
 import numpy as np
 import pytest
 
-import lantk  # noqa: F401  (x64)
 from lantk import archs, stax
 
 ORACLE_DIR = Path(__file__).resolve().parent / "oracle"
