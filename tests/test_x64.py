@@ -7,6 +7,7 @@ on) and check that the results are float64 and identical to those computed with 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -72,7 +73,7 @@ FRESH = textwrap.dedent(
 def test_import_lantk_leaves_jax_in_32_bit_mode():
     """In a fresh interpreter: importing lantk and every module of it keeps ``jnp.ones(3)``
     float32; ``lantk.enable_x64()`` is the explicit, global opt-in."""
-    env = {k: v for k, v in __import__("os").environ.items() if k != "JAX_ENABLE_X64"}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
     env["PYTHONPATH"] = str(ROOT)
     done = subprocess.run([sys.executable, "-c", FRESH], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=300, check=False)
