@@ -40,7 +40,7 @@ def load_runs(chapter: str | None = None, profile: str | None = None, *, root=No
 
     Args:
         chapter: only this chapter's runs (default: all).
-        profile: only this profile (``"quick"`` or ``"paper"``; default: both).
+        profile: only this profile (``"smoke"``, ``"default"`` or ``"paper"``; default: all).
         root: the book's root (default: found from the current folder).
         results: read the scalar results too.
     """

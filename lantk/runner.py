@@ -2,7 +2,7 @@
 
 Chapters are jupytext MyST Markdown notebooks in ``book/``, listed in ``_toc.yml``. Each has
 one code cell tagged ``parameters`` whose plain assignments are the chapter's parameters,
-among them ``profile`` (``"quick"`` or ``"paper"``) and ``output_dir`` (default ``"."``).
+among them ``profile`` (``"smoke"``, ``"default"`` or ``"paper"``; see :mod:`lantk.profiles`) and ``output_dir`` (default ``"."``).
 
 ``run_chapter`` converts a chapter with jupytext, executes it with papermill (kernel
 ``python3``, the running interpreter's environment) and writes, under
@@ -78,7 +78,7 @@ __all__ = [
     "toc_chapters",
 ]
 
-PROFILES = ("quick", "paper")
+from lantk.profiles import DEFAULT_PROFILE, PROFILE_HELP, PROFILES  # noqa: E402  (stdlib only)
 KERNEL_NAME = "python3"
 RUN_RECORD = "run.json"
 DEFAULT_RUN = "default"  # runs/<profile>/<chapter>/default: the run with the chapter's defaults
@@ -675,7 +675,7 @@ def _clear_run_folder(out_dir: Path, name: str) -> None:
             p.unlink()
 
 
-def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick", *,
+def run_chapter(chapter, parameters: dict | None = None, profile: str = DEFAULT_PROFILE, *,
                 out_dir=None, root=None, force: bool = False, progress: bool = True,
                 quiet: bool = False, extra_key: str = "", log_output: bool = False) -> RunResult:
     """Execute one chapter (unless its cache key is unchanged) and return what happened.
@@ -690,7 +690,7 @@ def run_chapter(chapter, parameters: dict | None = None, profile: str = "quick",
     Args:
         chapter: a chapter name (``"intro"``) or its source path.
         parameters: overrides for the chapter's parameters cell; unknown names are refused.
-        profile: ``"quick"`` or ``"paper"``; passed to the chapter as ``profile``.
+        profile: one of :data:`lantk.profiles.PROFILES`; passed to the chapter as ``profile``.
         out_dir: where to write (default ``<root>/runs/<profile>/<chapter>/<slug>``).
         root: the book's root (default: found from the chapter's path / current folder).
         force: execute even when the cache key matches.
@@ -904,7 +904,7 @@ def execution_rows(runs_dir, exclude=()) -> list[dict]:
     } for r in records]
 
 
-def default_runs_dir(output_dir=".", profile: str = "quick") -> Path:
+def default_runs_dir(output_dir=".", profile: str = DEFAULT_PROFILE) -> Path:
     """``runs/<profile>`` for a chapter whose ``output_dir`` is
     ``runs/<profile>/<name>/<run>``; otherwise (``output_dir = "."`` in a plain build) the
     ``runs/<profile>`` of the book."""
@@ -1038,7 +1038,7 @@ def build_html(stage: Path, out: Path, *, strict: bool = True, quiet: bool = Fal
     return index
 
 
-def build_book(profile: str = "quick", *, root=None, force: bool = False, build: bool = True,
+def build_book(profile: str = DEFAULT_PROFILE, *, root=None, force: bool = False, build: bool = True,
                strict: bool = True, progress: bool = True, quiet: bool = False) -> dict:
     """Execute every chapter of ``_toc.yml`` (cached) and render the HTML book.
 
@@ -1087,8 +1087,8 @@ def add_subcommands(sub) -> None:
                    help="a YAML file of parameters (name: value), as papermill's -f; -p wins")
     r.add_argument("--log-output", action="store_true",
                    help="stream the cells' output to the terminal as they run")
-    r.add_argument("--profile", choices=PROFILES, default="quick",
-                   help="quick: CPU, minutes (default); paper: full scale, for a GPU")
+    r.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                   help=PROFILE_HELP)
     r.add_argument("--out", default=None, metavar="DIR",
                    help="write here instead of runs/<profile>/<chapter>/")
     r.add_argument("--root", default=None, help="the book's root (default: found from here)")
@@ -1111,8 +1111,8 @@ def add_subcommands(sub) -> None:
         "book", help="execute every chapter (cached) and build the HTML book",
         description="Execute every chapter in _toc.yml (skipping unchanged ones) and build the "
                     "HTML with jupyter-book (warnings are errors) into _build/<profile>/.")
-    b.add_argument("--profile", choices=PROFILES, default="quick",
-                   help="quick: CPU, minutes (default); paper: full scale, for a GPU")
+    b.add_argument("--profile", choices=PROFILES, default=DEFAULT_PROFILE,
+                   help=PROFILE_HELP)
     b.add_argument("--root", default=None, help="the book's root (default: found from here)")
     b.add_argument("--force", action="store_true", help="re-execute every chapter")
     b.add_argument("--no-build", action="store_true", help="execute only, no HTML")

@@ -23,7 +23,7 @@ TINY = MYST_HEADER + textwrap.dedent('''\
     ```{code-cell} ipython3
     :tags: [parameters]
 
-    profile = "quick"
+    profile = "default"
     n = 3
     label = "a"
     fail = False
@@ -73,7 +73,7 @@ def test_chapter_parameters_parsed_with_ast(tmp_path):
     src.write_text(TINY.replace('fail = False\n', 'fail = False\nx: int = 4\na, b = 1, 2\n'
                                 'sizes = dict(n=3)  # not a literal\n'))
     params = runner.chapter_parameters(src)
-    assert params == {"profile": "quick", "n": 3, "label": "a", "fail": False, "x": 4,
+    assert params == {"profile": "default", "n": 3, "label": "a", "fail": False, "x": 4,
                       "a": (1, 2), "b": (1, 2), "sizes": "dict(n=3)", "output_dir": "."}
 
 
@@ -102,7 +102,7 @@ def test_output_dir_and_contradicting_profile_are_refused(book):
     with pytest.raises(runner.ParameterError, match="--out"):
         runner.run_chapter("tiny", {"output_dir": "/tmp"}, root=book, quiet=True)
     with pytest.raises(runner.ParameterError, match="contradicts"):
-        runner.run_chapter("tiny", {"profile": "paper"}, "quick", root=book, quiet=True)
+        runner.run_chapter("tiny", {"profile": "paper"}, "smoke", root=book, quiet=True)
     with pytest.raises(runner.ParameterError, match="profile"):
         runner.run_chapter("tiny", {}, "huge", root=book, quiet=True)
 
@@ -158,14 +158,14 @@ def test_papermill_reads_every_chapter_parameter_as_lantk_does():
 
 
 # --------------------------------------------------------------------------- execution
-def _record(book, profile="quick", run="default"):
+def _record(book, profile="default", run="default"):
     return json.loads((book / "runs" / profile / "tiny" / run / "run.json").read_text())
 
 
 @pytest.mark.slow
 def test_run_writes_notebook_results_and_record(book):
     res = runner.run_chapter("tiny", {"n": 4}, root=book, progress=False, quiet=True)
-    out = book / "runs" / "quick" / "tiny" / runner.run_slug({"n": 4})
+    out = book / "runs" / "default" / "tiny" / runner.run_slug({"n": 4})
     assert out.name.startswith("n=4-")
     assert res.status == "executed" and res.out_dir == out.resolve()
     assert (out / "tiny.ipynb").is_file()
@@ -177,9 +177,9 @@ def test_run_writes_notebook_results_and_record(book):
     # the run's parameters are columns of every table it saves
     assert rows[0] == ["k", "k2", "profile", "n", "label", "fail"]
     assert [r[:2] for r in rows[1:]] == [["0", "0"], ["1", "1"], ["2", "4"], ["3", "9"]]
-    assert rows[1][2:] == ["quick", "4", "a", "False"]
+    assert rows[1][2:] == ["default", "4", "a", "False"]
     rec = _record(book, run=out.name)
-    assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "quick"}
+    assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "default"}
     assert rec["device"] in ("CPU",) or rec["device"].startswith(("GPU", "TPU"))
     assert rec["wall_time_s"] > 0 and rec["lantk_version"]
     assert "tiny.json" in rec["files"] and "squares.csv" in rec["files"]
@@ -200,7 +200,7 @@ def test_run_writes_notebook_results_and_record(book):
 
 @pytest.mark.slow
 def test_changed_parameters_get_their_own_run_folder(book):
-    tiny = book / "runs" / "quick" / "tiny"
+    tiny = book / "runs" / "default" / "tiny"
     out1 = tiny / runner.run_slug({"n": 2, "label": "first"})
     rc, stdout, _ = run_cli("run", "tiny", "-p", "n", "2", "-p", "label", "first", cwd=book)
     assert rc == 0 and stdout.strip() == str((out1 / "tiny.ipynb").resolve())
@@ -225,7 +225,7 @@ def test_changed_parameters_get_their_own_run_folder(book):
     kw = {"root": book, "progress": False, "quiet": True}
     runner.run_chapter("tiny", {}, "paper", **kw)
     assert _record(book, "paper")["parameters"] == {"profile": "paper"}
-    assert _record(book, run=out2.name)["parameters"]["n"] == 5  # the quick run is untouched
+    assert _record(book, run=out2.name)["parameters"]["n"] == 5  # the first run is untouched
     runner.run_chapter("tiny", {}, out_dir=book / "elsewhere", **kw)
     assert json.loads((book / "elsewhere" / "tiny.json").read_text())["results"]["n"] == 3
     assert (book / "elsewhere" / "tiny.ipynb").is_file()
@@ -240,7 +240,7 @@ def test_failing_cell_fails_the_command_with_its_error(book):
     assert "tiny: cell In [3] failed with RuntimeError: boom from the tiny chapter" in err
     assert "Traceback" in err and 'raise RuntimeError("boom from the tiny chapter")' in err
     # the failed run's folder says it failed; the default run is untouched and cached
-    failed = runner.read_record(book / "runs" / "quick" / "tiny" / runner.run_slug({"fail": True}))
+    failed = runner.read_record(book / "runs" / "default" / "tiny" / runner.run_slug({"fail": True}))
     assert failed["status"] == "failed" and "boom" in failed["error"]
     assert runner.run_chapter("tiny", {}, **kw).status == "cached"
     with pytest.raises(runner.ChapterError, match="boom"):
@@ -250,7 +250,7 @@ def test_failing_cell_fails_the_command_with_its_error(book):
     src.write_text(src.read_text().replace("fail = False", "fail = True"))
     with pytest.raises(runner.ChapterError, match="boom"):
         runner.run_chapter("tiny", {}, **kw)
-    out = book / "runs" / "quick" / "tiny" / "default"
+    out = book / "runs" / "default" / "tiny" / "default"
     assert not (out / "tiny.json").exists() and not (out / "squares.csv").exists()
     assert runner.read_record(out)["status"] == "failed"
 
@@ -280,12 +280,12 @@ def test_cache_skips_unchanged_and_reruns_on_source_or_lantk_change(book, monkey
 
 
 def test_cache_key_ingredients():
-    base = runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "L")
-    assert base == runner.cache_key("s", {"profile": "quick", "n": 1}, "quick", "L")
-    assert base != runner.cache_key("t", {"n": 1, "profile": "quick"}, "quick", "L")
-    assert base != runner.cache_key("s", {"n": 2, "profile": "quick"}, "quick", "L")
-    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "paper", "L")
-    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "M")
+    base = runner.cache_key("s", {"n": 1, "profile": "smoke"}, "smoke", "L")
+    assert base == runner.cache_key("s", {"profile": "smoke", "n": 1}, "smoke", "L")
+    assert base != runner.cache_key("t", {"n": 1, "profile": "smoke"}, "smoke", "L")
+    assert base != runner.cache_key("s", {"n": 2, "profile": "smoke"}, "smoke", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "smoke"}, "paper", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "smoke"}, "smoke", "M")
 
 
 def test_lantk_source_hash_covers_the_package(tmp_path, monkeypatch):
@@ -347,11 +347,11 @@ def test_save_figure_keeps_the_figure_open(tmp_path):
 def test_execution_rows_from_run_records(tmp_path):
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/b\nchapters:\n"
                                        "  - file: book/a\n  - file: book/execution\n")
-    runs = tmp_path / "runs" / "quick"
+    runs = tmp_path / "runs" / "smoke"
     for name, dev in (("a", "GPU: NVIDIA H100 80GB HBM3"), ("b", "CPU"), ("execution", "CPU")):
         (runs / name / "default").mkdir(parents=True)
         (runs / name / "default" / "run.json").write_text(json.dumps({
-            "chapter": name, "profile": "quick", "wall_time_s": 12.345, "device": dev,
+            "chapter": name, "profile": "smoke", "wall_time_s": 12.345, "device": dev,
             "status": "ok",
             "lantk_version": "0.1.0", "lantk_sha256": "abcdef0123456789",
             "started": "2026-01-02T03:04:05+00:00", "key": name, "finished": "x"}))
@@ -362,7 +362,7 @@ def test_execution_rows_from_run_records(tmp_path):
     table = runner.execution_table(runs, exclude=["execution"])
     assert table.splitlines()[0].startswith("| chapter | profile | wall time (s) | device")
     assert len(table.splitlines()) == 4
-    assert runner.default_runs_dir(runs / "execution" / "default", "quick") == runs.resolve()
+    assert runner.default_runs_dir(runs / "execution" / "default", "smoke") == runs.resolve()
     assert runner.execution_table(tmp_path / "none").startswith("*No chapter runs")
     # the summary chapter's key follows the other chapters' records
     d1 = runner._runs_digest(runs, exclude="execution")
@@ -415,7 +415,7 @@ def test_a_sweep_keeps_every_run_and_load_runs_tables_them(book, capsys):
                    "--no-progress"])
     assert rc == 0
     assert "3 of 3 runs succeeded" in capsys.readouterr().err
-    folders = sorted(p.name for p in (book / "runs" / "quick" / "tiny").iterdir())
+    folders = sorted(p.name for p in (book / "runs" / "default" / "tiny").iterdir())
     # n = 3 is the chapter's default: that run is the one the book shows
     assert folders == sorted([runner.run_slug({"n": 1}), runner.run_slug({"n": 2}), "default"])
     df = load_runs("tiny", root=book)
