@@ -514,7 +514,7 @@ class _BatchUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
         ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("_codecs", "encode"),
+        ("_codecs", "encode"), ("__builtin__", "bytes"), ("builtins", "bytes"),
     }
 
     def find_class(self, module, name):
