@@ -790,7 +790,7 @@ def _download_verified(url: str, dest_dir: Path, filename: str, md5: str, progre
             if sock is not None:  # connected: allow slow transfers
                 sock.settimeout(max(READ_TIMEOUT, connect_timeout))
             total = int(resp.headers.get("Content-Length") or 0) or None
-            if not no_progress(progress):
+            if progress:  # announced even where TQDM_DISABLE hides the bar
                 print(f"lantk: downloading {filename} ({_human(total)}) from {url}", file=sys.stderr)
             from tqdm import tqdm
 

@@ -541,3 +541,14 @@ def test_shared_data_verifies(data_dir, capsys):
     assert report.ok and len(report.files) == 11 and not report.unchecked, str(report)
     rc, out, _ = _cli(capsys, "data", "verify", "--root", str(data_dir))
     assert rc == 0 and "11 files: 11 ok" in out
+
+
+def test_a_download_is_announced_with_its_size(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # hides the bar, not the announcement
+    server.files.update(_mnist_blobs())
+    name = "t10k-images-idx3-ubyte.gz"
+    data.fetch("mnist", tmp_path, base_urls=[server.url], files=[name], md5=server.md5(),
+               progress=True)
+    err = capsys.readouterr().err
+    size = f"{len(server.files[name]) / 1000:.1f} kB"
+    assert f"lantk: downloading {name} ({size}) from {server.url}{name}" in err
