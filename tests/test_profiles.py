@@ -138,3 +138,28 @@ def test_paper_presets_are_the_papers_sizes():
     assert [tuple(p) for p in g["pairs"]] == profiles.PAPER_PAIRS
     assert g["n_train"] is None and g["n_test"] is None and g["cnn_k"] == 4 and len(g["seeds"]) == 3
     assert profiles.Intro.PRESETS["paper"]["motivation_n_train"] == 2000
+
+
+def test_a_fallback_run_shows_a_notice_naming_the_data_and_the_fetch_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("LANTK_DATA_DIR", str(tmp_path))
+    for name, cls in profiles.CONFIGS.items():
+        cfg = cls.resolve("default")
+        text = cfg.notice()
+        wanted = cfg.fell_back
+        assert wanted, name   # every chapter of the default profile wants real data
+        assert text and "embedded 8×8 digits" in text and "not testable" in text, name
+        for m in wanted:
+            assert f"`lantk data fetch {m}`" in text, name
+    assert profiles.LantkHR.resolve("smoke").notice() is None   # smoke asks for the digits
+
+
+def test_show_renders_the_notice_as_a_warning_admonition(tmp_path, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell  # noqa: F401  (IPython present)
+    from IPython.display import HTML
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setenv("LANTK_DATA_DIR", str(tmp_path))
+    profiles.Pairs.resolve("default").show()
+    assert isinstance(shown[0], HTML) and 'class="admonition warning' in shown[0].data
+    assert "<code>lantk data fetch cifar10</code>" in shown[0].data
