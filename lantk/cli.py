@@ -1,4 +1,4 @@
-"""The ``lantk`` command line: ``lantk data fetch|info``, ``lantk run``, ``lantk book``."""
+"""The ``lantk`` command line: ``lantk data fetch|info|verify``, ``lantk run``, ``lantk book``."""
 
 from __future__ import annotations
 
@@ -9,27 +9,61 @@ from lantk import __version__
 
 
 def _cmd_data_info(args) -> int:
+    import warnings
+
     from lantk import data
 
     root = data.data_root(args.root)
     print(f"data root: {root}")
-    for name, entry in data.info(root).items():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", data.DataChecksumWarning)
+        entries = data.info(root)
+    bad = 0
+    for name, entry in entries.items():
         names = data.CLASS_NAMES[name]
         for split in data.SPLITS:
             s = entry[split]
             if not s["found"]:
                 print(f"{name:8s} {split:5s}  not found (lantk data fetch {name})")
                 continue
+            if "error" in s:
+                bad += 1
+                print(f"{name:8s} {split:5s}  ERROR: {s['error']}")
+                continue
             per = ", ".join(f"{n}={c}" for n, c in zip(names, s["per_class"]))
             print(f"{name:8s} {split:5s} {s['images']:6d} images  per class: {per}")
-    return 0
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, data.DataChecksumWarning) and str(w.message) not in seen:
+            seen.add(str(w.message))
+            print(f"warning: {w.message}")
+    return 1 if bad else 0
+
+
+def _cmd_data_verify(args) -> int:
+    from lantk import data
+
+    report = data.verify(args.dataset, args.root)
+    print(report)
+    return 0 if report.ok else 1
 
 
 def _cmd_data_fetch(args) -> int:
     from lantk import data
 
-    dest = data.fetch(args.dataset, args.root, progress=not args.quiet)
-    print(f"{args.dataset}: verified and installed in {dest}")
+    actions: dict = {}
+    dest = data.fetch(args.dataset, args.root, progress=not args.quiet, force=args.force,
+                      actions=actions)
+    new = sorted(f for f, a in actions.items() if a != "verified")
+    kept = sorted(f for f, a in actions.items() if a == "verified")
+    if not new:
+        print(f"{args.dataset}: already installed in {dest}; {len(kept)} files verified against "
+              "their checksums, nothing downloaded")
+    else:
+        replaced = [f for f in new if actions[f] == "replaced"]
+        print(f"{args.dataset}: downloaded, verified and installed {len(new)} files in {dest}"
+              + (f" (replaced: {', '.join(replaced)})" if replaced else "")
+              + (f"; {len(kept)} files already there verified" if kept else ""))
     return 0
 
 
@@ -51,7 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--root", default=None,
                        help="data folder (default: $LANTK_DATA_DIR, else ~/.cache/lantk)")
     fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.add_argument("--force", action="store_true",
+                       help="replace existing files that fail their checksum (files that pass are kept)")
     fetch.set_defaults(func=_cmd_data_fetch)
+    verify = dsub.add_parser(
+        "verify", help="check every data file against its recorded SHA-256 or official MD5")
+    verify.add_argument("dataset", nargs="?", choices=["mnist", "cifar10"], default=None,
+                        help="one dataset (default: every dataset found under the root)")
+    verify.add_argument("--root", default=None,
+                        help="data folder (default: $LANTK_DATA_DIR, else ~/.cache/lantk)")
+    verify.set_defaults(func=_cmd_data_verify)
 
     # lantk run / runs / book (lantk.book imports only the standard library at the top)
     add_book_subcommands(sub)

@@ -289,3 +289,246 @@ class Outlook(BinaryTask):
         "default": dict(dataset="mnist", n_train=1000, n_test=500, samples=2000),
         "paper": dict(dataset="mnist", n_train=1000, n_test=500, samples=2000),
     }
+
+
+@_register
+@dataclass(frozen=True)
+class Intro(ChapterConfig):
+    """``intro``: the binary task of the book (embedded digits by default) and "the gap,
+    measured": CNTK-V kernel regression against a trained CNN-V on ten classes."""
+
+    CHAPTER: ClassVar[str] = "intro"
+    classes: list = (3, 8)
+    n_train: int = 200
+    n_test: int = 80
+    seed: int = 0
+    motivation_dataset: str = "cifar10"
+    motivation_n_train: int = 250
+    motivation_n_test: int = 250
+    depths: list = (3, 4, 6, 11)
+    gap_depth: int = 0
+    cnn_width: int = 32
+    epochs: int = 20
+    PRESETS: ClassVar[dict] = {
+        "smoke": dict(dataset="digits", n_train=200, n_test=80, motivation_dataset="cifar10",
+                      motivation_n_train=250, motivation_n_test=250, depths=[3, 4, 6, 11],
+                      gap_depth=0, cnn_width=32, epochs=20),
+        # Arora et al.'s CNTK-V-2K protocol: 2,000 training images, every test image
+        "default": dict(dataset="digits", n_train=200, n_test=80, motivation_dataset="cifar10",
+                        motivation_n_train=2000, motivation_n_test=None, depths=[3, 6],
+                        gap_depth=0, cnn_width=64, epochs=30),
+        "paper": dict(dataset="digits", n_train=None, n_test=None, motivation_dataset="cifar10",
+                      motivation_n_train=2000, motivation_n_test=None, depths=[3, 4, 6, 11, 21],
+                      gap_depth=6, cnn_width=128, epochs=40),
+    }
+    MOTIVATION_FALLBACK: ClassVar[dict] = dict(motivation_n_train=250, motivation_n_test=250)
+
+    @classmethod
+    def resolve(cls, profile, **overrides):
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = super().resolve(profile, **{k: v for k, v in given.items()
+                                          if k != "motivation_dataset"})
+        notes = list(cfg.notes)
+        preferred = given.get("motivation_dataset", cfg.motivation_dataset)
+        mds = _choose(preferred, "motivation_dataset" in given, notes)
+        changes = dict(motivation_dataset=mds)
+        if mds != preferred:
+            fb = {k: v for k, v in cls.MOTIVATION_FALLBACK.items() if k not in given}
+            changes.update(fb)
+            if fb:
+                notes.append("the ten-class comparison on the embedded digits uses "
+                             + ", ".join(f"{k} = {_fmt(v)}" for k, v in fb.items()))
+        cfg = dataclasses.replace(cfg, **changes)
+        ten = list(range(10))
+        per = cfg.motivation_n_train
+        changes = dict(
+            motivation_n_train=cap_balanced(mds, ten, "train", per, notes,
+                                            "ten-class training images"),
+            motivation_n_test=cap_balanced(mds, ten, "test", cfg.motivation_n_test, notes,
+                                           "ten-class test images"))
+        return dataclasses.replace(cfg, **changes, notes=tuple(notes))
+
+    @classmethod
+    def fallback(cls) -> dict:  # the binary task is on the digits in every profile
+        return {}
+
+    def _capped(self, notes):
+        c = list(self.classes)
+        return dataclasses.replace(
+            self, classes=c,
+            n_train=cap_balanced(self.dataset, c, "train", self.n_train, notes, "training images"),
+            n_test=cap_balanced(self.dataset, c, "test", self.n_test, notes, "test images"),
+            notes=tuple(notes))
+
+
+PAPER_PAIRS = [(3, 5), (2, 4), (2, 3), (1, 9), (2, 5), (4, 5), (3, 4), (3, 6), (4, 6), (2, 6)]
+"""The ten CIFAR-10 class pairs of the paper's Table 1 (class indices)."""
+MNIST_PAIRS = [(4, 9), (3, 5), (7, 9), (3, 8), (2, 7)]
+
+
+@_register
+@dataclass(frozen=True)
+class Generalisation(ChapterConfig):
+    """``generalisation``: CIFAR-10 class pairs (CNTK, LANTK-HR, oracle, trained CNN), ten
+    classes (``mc_*``) and two-layer networks on MNIST pairs (``mnist_*``)."""
+
+    CHAPTER: ClassVar[str] = "generalisation"
+    pairs: list = field(default_factory=lambda: [list(p) for p in PAPER_PAIRS[:2]])
+    n_train: int = 160
+    n_val: int = 80
+    n_test: int = 80
+    seeds: list = (0, 1)
+    epochs: int = 4
+    patience: int = 5
+    cnn_k: int = 4
+    mc_n_train: int = 250
+    mc_n_val: int = 100
+    mc_n_test: int = 200
+    mc_epochs: int = 3
+    mnist_dataset: str = "mnist"
+    mnist_pairs: list = field(default_factory=lambda: [list(p) for p in MNIST_PAIRS[:2]])
+    mnist_n_train: int = 200
+    mnist_n_val: int = 100
+    mnist_n_test: int = 200
+    mnist_seeds: list = (0,)
+    widths: list = (256, 1024, 4096)
+    nth_samples: int = 1000
+    nth_inits: list = ("antisymmetric",)
+    net_epochs: int = 50
+    PRESETS: ClassVar[dict] = {
+        "smoke": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS[:2]], n_train=160,
+                      n_val=80, n_test=80, seeds=[0, 1], epochs=4, patience=None, cnn_k=4,
+                      mc_n_train=250, mc_n_val=100, mc_n_test=200, mc_epochs=3,
+                      mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS[:2]],
+                      mnist_n_train=200, mnist_n_val=100, mnist_n_test=200, mnist_seeds=[0],
+                      widths=[256, 1024, 4096], nth_samples=1000,
+                      nth_inits=["antisymmetric", "standard"], net_epochs=50),
+        # every training image of each pair (validation carved from it) and every test image;
+        # the trained CNN is paper_cnn(1) (16/32/64 channels): paper_cnn(4) is 6x slower here
+        "default": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
+                        n_val=100, n_test=None, seeds=[0], epochs=60, patience=8, cnn_k=1,
+                        mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=60,
+                        mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
+                        mnist_n_train=1000, mnist_n_val=200, mnist_n_test=1000, mnist_seeds=[0],
+                        widths=[256, 1024, 4096], nth_samples=2000,
+                        nth_inits=["antisymmetric", "standard"], net_epochs=50),
+        "paper": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
+                      n_val=None, n_test=None, seeds=[0, 1, 2], epochs=100, patience=10, cnn_k=4,
+                      mc_n_train=None, mc_n_val=1000, mc_n_test=None, mc_epochs=100,
+                      mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
+                      mnist_n_train=1000, mnist_n_val=500, mnist_n_test=1000,
+                      mnist_seeds=[0, 1, 2], widths=[256, 1024, 4096, 16384], nth_samples=4000,
+                      nth_inits=["antisymmetric", "standard"], net_epochs=200),
+    }
+    FALLBACK: ClassVar[dict] = dict(n_train=160, n_val=80, n_test=80, mc_n_train=None,
+                                    mc_n_val=300, mc_n_test=None)
+    MNIST_FALLBACK: ClassVar[dict] = dict(mnist_n_train=160, mnist_n_val=60, mnist_n_test=80)
+
+    @classmethod
+    def resolve(cls, profile, **overrides):
+        given = {k: v for k, v in overrides.items() if v is not None}
+        cfg = super().resolve(profile, **{k: v for k, v in given.items() if k != "mnist_dataset"})
+        notes = list(cfg.notes)
+        preferred = given.get("mnist_dataset", cfg.mnist_dataset)
+        mds = _choose(preferred, "mnist_dataset" in given, notes)
+        changes = dict(mnist_dataset=mds)
+        if mds != preferred:
+            fb = {k: v for k, v in cls.MNIST_FALLBACK.items() if k not in given}
+            changes.update(fb)
+            notes.append("the two-layer section on the embedded digits uses "
+                         + ", ".join(f"{k} = {_fmt(v)}" for k, v in fb.items()))
+        cfg = dataclasses.replace(cfg, **changes)
+        n_val = {}
+        for p in cfg.mnist_pairs:
+            n_val[tuple(p)] = cap_balanced(mds, p, "train", cfg.mnist_n_val, notes,
+                                           f"two-layer validation images of pair {p}")
+        v = min(n_val.values()) if cfg.mnist_n_val else cfg.mnist_n_val
+        tr = cfg.mnist_n_train
+        te = cfg.mnist_n_test
+        for p in cfg.mnist_pairs:
+            tr = cap_balanced(mds, p, "train", tr, notes, f"two-layer training images of pair {p}",
+                              reserve=v or 0)
+            te = cap_balanced(mds, p, "test", te, notes, f"two-layer test images of pair {p}")
+        return dataclasses.replace(cfg, mnist_n_val=v, mnist_n_train=tr, mnist_n_test=te,
+                                   pairs=[list(p) for p in cfg.pairs],
+                                   mnist_pairs=[list(p) for p in cfg.mnist_pairs],
+                                   notes=tuple(notes))
+
+    def _capped(self, notes):
+        from lantk import data
+
+        ds = self.dataset
+        n_val, n_train, n_test = self.n_val, self.n_train, self.n_test
+        if n_val is None:  # a tenth of the smallest pair's training images validates c
+            y = data.load(ds, "train")[1]
+            n_val = int(0.1 * min(sum(int((y == c).sum()) for c in p) for p in self.pairs))
+        for p in self.pairs:
+            n_val = cap_balanced(ds, p, "train", n_val, notes, f"validation images of pair {p}")
+        for p in self.pairs:
+            n_train = cap_balanced(ds, p, "train", n_train, notes, f"training images of pair {p}",
+                                   reserve=n_val)
+            n_test = cap_balanced(ds, p, "test", n_test, notes, f"test images of pair {p}")
+        ten = list(range(10))
+        mc_val = cap_balanced(ds, ten, "train", self.mc_n_val, notes, "ten-class validation images")
+        mc_train = cap_balanced(ds, ten, "train", self.mc_n_train, notes,
+                                "ten-class training images", reserve=mc_val or 0)
+        mc_test = cap_balanced(ds, ten, "test", self.mc_n_test, notes, "ten-class test images")
+        return dataclasses.replace(self, n_val=n_val, n_train=n_train, n_test=n_test,
+                                   mc_n_val=mc_val, mc_n_train=mc_train, mc_n_test=mc_test,
+                                   notes=tuple(notes))
+
+
+@_register
+@dataclass(frozen=True)
+class Elasticity(ChapterConfig):
+    """``elasticity``: relative ratios on a class pair and two label systems on four classes."""
+
+    CHAPTER: ClassVar[str] = "elasticity"
+    classes: list = (1, 3)
+    systems_classes: list = None
+    n_train: int = 160
+    n_test: int = 80
+    epochs: int = 40
+    seed: int = 0
+    PRESETS: ClassVar[dict] = {
+        "smoke": dict(dataset="cifar10", n_train=160, n_test=80, epochs=40),
+        "default": dict(dataset="cifar10", n_train=None, n_test=None, epochs=40),  # every image
+        "paper": dict(dataset="cifar10", n_train=2000, n_test=1000, epochs=100),
+    }
+    FALLBACK: ClassVar[dict] = dict(n_train=160, n_test=80)
+
+    def _capped(self, notes):
+        # CIFAR-10: cat, dog, automobile, truck (spec §6); digits: 3, 5, 1, 7
+        systems = (list(self.systems_classes) if self.systems_classes is not None
+                   else ([3, 5, 1, 9] if self.dataset == "cifar10" else [3, 5, 1, 7]))
+        c = list(self.classes)
+        n_train, n_test = self.n_train, self.n_test
+        for cls in (c, systems):
+            n_train = cap_balanced(self.dataset, cls, "train", n_train, notes, "training images")
+            n_test = cap_balanced(self.dataset, cls, "test", n_test, notes, "test images")
+        return dataclasses.replace(self, classes=c, systems_classes=systems, n_train=n_train,
+                                   n_test=n_test, notes=tuple(notes))
+
+
+@_register
+@dataclass(frozen=True)
+class Pairs(ChapterConfig):
+    """``pairs``: all 45 CIFAR-10 class pairs with the two-layer network's kernels."""
+
+    CHAPTER: ClassVar[str] = "pairs"
+    n_train: object = 100  # an int, or "all" for every image of each pair
+    n_val: int = 30
+    n_test: int = 80
+    widths: list = (256, 1024)
+    epochs: int = 40
+    lr: float = 1e-2
+    nth_samples: int = 500
+    seed: int = 0
+    PRESETS: ClassVar[dict] = {
+        "smoke": dict(dataset="cifar10", n_train=100, n_val=30, n_test=80, widths=[256, 1024],
+                      epochs=40, lr=1e-2, nth_samples=500),
+        "default": dict(dataset="cifar10", n_train=200, n_val=50, n_test=None,
+                        widths=[256, 1024], epochs=40, lr=1e-2, nth_samples=500),
+        "paper": dict(dataset="cifar10", n_train="all", n_val=100, n_test=None,
+                      widths=[1024, 16384], epochs=200, lr=1e-3, nth_samples=20000),
+    }
