@@ -633,3 +633,23 @@ def test_atomic_write_follows_the_umask_and_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(path, broken)
     assert path.read_bytes() == b"two" and sorted(os.listdir(path.parent)) == ["a.bin"]
+
+
+@pytest.mark.parametrize("annotation, expected", [
+    ("int | None", (int, type(None))), ("Optional[int]", (int, type(None))),
+    ("typing.Optional[float]", (float, type(None))), ("Union[int, str]", (int, str)),
+    ('"Optional[int]"', (int, type(None))), ("'int | None'", (int, type(None))),
+    ("list[int] | None", (list, type(None))), ("list", (list,)), ("None | str", (type(None), str)),
+])
+def test_annotations_of_every_spelling_declare_types(tmp_path, annotation, expected):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace("fail = False\n", f"fail = False\nsize: {annotation} = None\n"))
+    assert runner.parameter_types(src)["size"] == expected
+
+
+@pytest.mark.parametrize("annotation", ["np.ndarray", "Callable[[int], int]", "int | Foo",
+                                        "Optional[Foo]"])
+def test_annotations_naming_other_types_declare_nothing(tmp_path, annotation):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace("fail = False\n", f"fail = False\nsize: {annotation} = None\n"))
+    assert "size" not in runner.parameter_types(src)

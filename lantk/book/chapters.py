@@ -171,10 +171,41 @@ _TYPE_NAMES = {"int": int, "float": float, "str": str, "bool": bool, "list": lis
                "tuple": tuple, "dict": dict, "None": type(None)}
 
 
+def _annotation_types(node) -> tuple | None:
+    """The types an annotation names, in order: ``int | None``, ``Optional[int]``,
+    ``Union[int, None]``, ``list[int]`` (a list) and their string forms (``"Optional[int]"``,
+    which papermill's parser also reads); None where it names anything else."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            return _annotation_types(ast.parse(node.value, mode="eval").body)
+        except SyntaxError:
+            return None
+    if isinstance(node, ast.Constant) and node.value is None:
+        return (type(None),)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        left, right = _annotation_types(node.left), _annotation_types(node.right)
+        return left + right if left and right else None
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+    if isinstance(node, ast.Subscript):
+        base = node.value
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+        if name in ("Optional", "Union"):
+            args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            parts = [_annotation_types(a) for a in args]
+            if not all(parts):
+                return None
+            out = sum(parts, ())
+            return out + (type(None),) if name == "Optional" else out
+    if name in _TYPE_NAMES:
+        return (_TYPE_NAMES[name],)
+    return None
+
+
 def parameter_types(nb_or_source) -> dict:
     """The declared type of each parameter: its annotation in the parameters cell
-    (``n_train: int | None = None``), else the type of its default (``None`` and non-literal
-    defaults declare nothing). Returns ``{name: tuple of types}``."""
+    (``n_train: int | None = None``, or ``Optional[int]``, which papermill's parser reads
+    too), else the type of its default (``None`` and non-literal defaults declare nothing).
+    Returns ``{name: tuple of types}``."""
     nb = nb_or_source if hasattr(nb_or_source, "cells") else read_chapter(nb_or_source)
     defaults = chapter_parameters(nb)
     cell = parameters_cell(nb)
@@ -191,10 +222,9 @@ def parameter_types(nb_or_source) -> dict:
         except (ValueError, SyntaxError, TypeError, AttributeError):
             pass
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            parts = [part.strip().split("[")[0]
-                     for part in ast.get_source_segment(src, node.annotation).split("|")]
-            if all(n in _TYPE_NAMES for n in parts):
-                annotated[node.target.id] = tuple(_TYPE_NAMES[n] for n in parts)
+            declared = _annotation_types(node.annotation)
+            if declared:
+                annotated[node.target.id] = declared
     types: dict = {}
     for name, default in defaults.items():
         if name in annotated:
