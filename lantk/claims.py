@@ -176,7 +176,7 @@ def _record(entry: dict) -> None:
     run_dir = os.environ.get(RUN_DIR_ENV)
     if not run_dir:
         return
-    from lantk.runner import _atomic_write_bytes
+    from lantk._io import atomic_write
 
     path = Path(run_dir) / CLAIMS_FILE
     try:
@@ -186,7 +186,7 @@ def _record(entry: dict) -> None:
     entries = [e for e in entries if not (e.get("kind") == entry["kind"]
                                           and e.get("key") == entry["key"])]
     entries.append(entry)
-    _atomic_write_bytes(path, (json.dumps(entries, indent=2) + "\n").encode())
+    atomic_write(path, json.dumps(entries, indent=2) + "\n")
 
 
 def check(statement: str, holds, **evidence) -> None:
@@ -265,7 +265,7 @@ def verdict(claim_id: str, estimate: float, low: float, high: float, *, scale: s
 def load_claims(runs_dir) -> list[dict]:
     """Every record of the chapters' default runs under ``runs_dir`` (``runs/<profile>``:
     ``<chapter>/default/claims.json``), each with its ``chapter``."""
-    from lantk.runner import DEFAULT_RUN
+    from lantk.book.records import DEFAULT_RUN
 
     out = []
     for path in sorted(Path(runs_dir).glob(f"*/{DEFAULT_RUN}/{CLAIMS_FILE}")):
