@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from lantk import __version__
@@ -131,6 +132,8 @@ def add_book_subcommands(sub) -> None:
                    help="write here instead of runs/<profile>/<chapter>/")
     r.add_argument("--root", default=None, help="the book's root (default: found from here)")
     r.add_argument("--force", action="store_true", help="execute even if up to date")
+    r.add_argument("--offline", action="store_true",
+                   help="do not download missing datasets (also LANTK_OFFLINE=1)")
     r.add_argument("--list-parameters", action="store_true",
                    help="print the chapter's parameters and their defaults, run nothing")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -153,6 +156,9 @@ def add_book_subcommands(sub) -> None:
                    help=PROFILE_HELP)
     b.add_argument("--root", default=None, help="the book's root (default: found from here)")
     b.add_argument("--force", action="store_true", help="re-execute every chapter")
+    b.add_argument("--offline", action="store_true",
+                   help="do not download missing datasets (also LANTK_OFFLINE=1); chapters "
+                        "then fall back to the embedded digits")
     b.add_argument("--no-build", action="store_true", help="execute only, no HTML")
     b.add_argument("--allow-warnings", action="store_true",
                    help="do not treat Sphinx warnings as errors")
@@ -208,6 +214,21 @@ def _missing_book_extra() -> str | None:
             f"pip install 'lantk[book]' (or `make venv` in a clone)")
 
 
+def fetch_book_data(profile: str, chapters=None, *, offline: bool = False) -> dict:
+    """Before chapters run: fetch the real datasets the profile's chapters ask for and the
+    data root lacks (:func:`lantk.data.ensure_book_data`: one line when offline or when the
+    download fails, and the chapters fall back to the embedded digits). ``chapters``: names
+    (default: every chapter with a profile configuration). Returns ``{dataset: available}``."""
+    from lantk import data, profiles
+
+    wanted = profiles.wanted_datasets(profile, chapters)
+    if not wanted:
+        return {}
+    if offline:
+        os.environ["LANTK_OFFLINE"] = "1"
+    return data.ensure_book_data(wanted)
+
+
 def _cmd_run(args) -> int:
     from lantk.book.chapters import (ParameterError, chapter_parameters, parameter_types,
                                      resolve_chapter)
@@ -230,6 +251,9 @@ def _cmd_run(args) -> int:
     except ParameterError as e:
         print(f"lantk run: error: {e}", file=sys.stderr)
         return 2
+    from pathlib import Path
+
+    fetch_book_data(args.profile, [Path(str(args.chapter)).stem], offline=args.offline)
     failed = []
     for i, params in enumerate(grid, 1):
         if len(grid) > 1:
@@ -285,6 +309,7 @@ def _cmd_book(args) -> int:
         print(f"lantk book: error: {msg}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
+    fetch_book_data(args.profile, offline=args.offline)
     try:
         out = build_book(args.profile, root=args.root, force=args.force,
                          build=not args.no_build, strict=not args.allow_warnings,

@@ -296,7 +296,7 @@ def _recorded_sha256(name: str, root: Path) -> tuple[dict, list[str]]:
 
 def _write_manifest(folder: Path, name: str, entries: dict, source: str) -> None:
     """Record ``{file: {"sha256", "bytes"}}`` in ``folder/MANIFEST.json`` (merged, atomically)."""
-    from lantk.runner import atomic_write  # the runner imports no JAX at import time
+    from lantk._io import atomic_write
 
     path = folder / MANIFEST
     doc, err = _read_json(path) if path.is_file() else (None, None)
@@ -803,7 +803,7 @@ def _download_verified(url: str, dest_dir: Path, filename: str, md5: str, progre
         if total is not None and got_bytes != total:
             raise FetchError(f"the download of {filename} from {url} was interrupted: {got_bytes} of "
                              f"{total} bytes arrived; it was discarded", network=True)
-        from lantk.runner import _umask  # the runner imports no JAX at import time
+        from lantk._io import umask as _umask
 
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; honour the umask
         got = md5sum(tmp)

@@ -552,3 +552,42 @@ def test_a_download_is_announced_with_its_size(server, tmp_path, capsys, monkeyp
     err = capsys.readouterr().err
     size = f"{len(server.files[name]) / 1000:.1f} kB"
     assert f"lantk: downloading {name} ({size}) from {server.url}{name}" in err
+
+
+# ----------------------------------------------------------------------------- the book fetches
+def test_the_book_fetches_what_its_chapters_need_then_runs_on_it(server, tmp_path, monkeypatch):
+    """`lantk book` / `lantk run` call cli.fetch_book_data first: with a mirror it installs
+    the datasets the profile's chapters ask for, and the chapters' configurations then pick
+    the real data (no fallback notice); offline they fall back with the notice."""
+    import json
+
+    from lantk import cli, profiles
+
+    server.files.update(_mnist_blobs(n_train=60, n_test=40))
+    root = tmp_path / "root"
+    monkeypatch.setenv("LANTK_DATA_DIR", str(root))
+    monkeypatch.setenv("LANTK_DATA_MIRROR", server.url)
+    monkeypatch.setenv("LANTK_DATA_MD5", json.dumps(server.md5()))
+    before = profiles.NTK.resolve("default")
+    assert before.dataset == "digits" and before.notice()
+    assert cli.fetch_book_data("default", ["ntk"]) == {"mnist": True}
+    after = profiles.NTK.resolve("default")
+    assert after.dataset == "mnist" and after.notice() is None
+    assert data.verify("mnist", root).ok
+
+
+def test_lantk_book_offline_skips_the_download(server, tmp_path, monkeypatch, capsys):
+    from lantk import cli
+    from lantk.book import html
+
+    server.files.update(_mnist_blobs())
+    monkeypatch.setenv("LANTK_DATA_DIR", str(tmp_path / "root"))
+    monkeypatch.setenv("LANTK_DATA_MIRROR", server.url)
+    seen = {}
+    monkeypatch.setattr(html, "build_book", lambda profile, **kw: seen.update(profile=profile)
+                        or {"runs": [], "index": None})
+    monkeypatch.setattr(cli, "_missing_book_extra", lambda: None)
+    rc, out, err = _cli(capsys, "book", "--offline", "--no-build")
+    assert rc == 0 and seen == {"profile": "default"} and server.hits == []
+    notice = [line for line in err.splitlines() if "embedded digits" in line]
+    assert len(notice) == 1 and "LANTK_OFFLINE=1" in notice[0]
