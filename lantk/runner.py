@@ -21,7 +21,6 @@ Example (inside a chapter):
 from __future__ import annotations
 
 from lantk._io import atomic_write
-from lantk._io import umask as _umask  # noqa: F401  (lantk.data imports it from here)
 from lantk.book.chapters import (BOOK_DIR, ParameterError, chapter_parameters, chapter_source,
                                  check_parameter_types, check_parameters, find_root,
                                  is_executable, parameter_types, parse_value, read_chapter,
@@ -36,7 +35,6 @@ from lantk.profiles import DEFAULT_PROFILE, PROFILES
 from lantk.results import (RUN_PARAMS_ENV, device_info, load_results, save_figure, save_json,
                            save_results, save_table, to_jsonable, versions)
 
-_chapter_source = chapter_source  # the old private name (tests/test_book.py uses it)
 
 __all__ = [
     "BOOK_DIR",

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.book
 
 
 def _toc_sources():
-    return [runner._chapter_source(e, ROOT) for e in runner.toc_chapters(ROOT)]
+    return [runner.chapter_source(e, ROOT) for e in runner.toc_chapters(ROOT)]
 
 
 def _title(source: Path) -> str:
@@ -69,7 +69,7 @@ def test_toc_lists_intro_first_and_execution_last():
         if runner.is_executable(nb):
             params = runner.chapter_parameters(nb)
             assert "profile" in params and "output_dir" in params, src
-            assert params["output_dir"] == "." and params["profile"] == "smoke", src
+            assert params["output_dir"] == "." and params["profile"] == "default", src
 
 
 def test_config_for_a_direct_jupyter_book_build():
@@ -226,7 +226,7 @@ def _wait_for_page(driver, timeout=30.0):
 
 @pytest.mark.parametrize("entry", runner.toc_chapters(ROOT))
 def test_page_renders_in_chromium(entry, browser, html_dir):
-    src = runner._chapter_source(entry, ROOT)
+    src = runner.chapter_source(entry, ROOT)
     page = _page(html_dir, src)
     browser.get(page.as_uri())
     _wait_for_page(browser)

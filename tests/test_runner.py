@@ -606,9 +606,6 @@ def test_runner_re_exports_what_chapters_call():
     assert runner.run_chapter is execute.run_chapter and results.save_json is results.save_results
     for name in runner.__all__:
         assert hasattr(runner, name), name
-    from lantk import _io
-
-    assert runner._umask is _io.umask  # lantk.data imports it from the runner
 
 
 def test_atomic_write_follows_the_umask_and_leaves_nothing_on_failure(tmp_path):
