@@ -131,9 +131,16 @@ class ChapterConfig:
                 f"data: {fetch} (or point `LANTK_DATA_DIR` at a folder holding them), then "
                 f"`make book` again.")
 
-    def show(self):
+    def show(self, output_dir=None):
         """Display the fallback notice (a warning admonition, when the run fell back to the
-        embedded digits), the table and the notes of what ``resolve`` changed."""
+        embedded digits), the table and the notes of what ``resolve`` changed; with
+        ``output_dir``, also record the resolved configuration there (``config.json``, with
+        the run's results)."""
+        if output_dir is not None:
+            from lantk import results
+
+            results.save_results("config", {**self.asdict(), "chapter": self.CHAPTER,
+                                            "fell_back": self.fell_back}, output_dir)
         import html as _html
         import re
 

@@ -163,3 +163,14 @@ def test_show_renders_the_notice_as_a_warning_admonition(tmp_path, monkeypatch):
     profiles.Pairs.resolve("default").show()
     assert isinstance(shown[0], HTML) and 'class="admonition warning' in shown[0].data
     assert "<code>lantk data fetch cifar10</code>" in shown[0].data
+
+
+def test_show_records_the_resolved_configuration(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setattr("IPython.display.display", lambda obj: None)
+    cfg = profiles.LantkHR.resolve("smoke", n_train=50)
+    cfg.show(tmp_path)
+    rec = json.loads((tmp_path / "config.json").read_text())["results"]
+    assert rec["chapter"] == "lantk_hr" and rec["n_train"] == 50 and rec["profile"] == "smoke"
+    assert rec["fell_back"] == [] and rec["n_val"] == profiles.LantkHR.PRESETS["smoke"]["n_val"]
