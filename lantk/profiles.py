@@ -359,8 +359,8 @@ class Intro(ChapterConfig):
                       gap_depth=0, cnn_width=32, epochs=20),
         # Arora et al.'s CNTK-V-2K protocol: 2,000 training images, every test image
         "default": dict(dataset="digits", n_train=200, n_test=80, motivation_dataset="cifar10",
-                        motivation_n_train=2000, motivation_n_test=None, depths=[3, 6],
-                        gap_depth=0, cnn_width=64, epochs=30),
+                        motivation_n_train=2000, motivation_n_test=None, depths=[3, 4],
+                        gap_depth=0, cnn_width=32, epochs=20),
         "paper": dict(dataset="digits", n_train=None, n_test=None, motivation_dataset="cifar10",
                       motivation_n_train=2000, motivation_n_test=None, depths=[3, 4, 6, 11, 21],
                       gap_depth=6, cnn_width=128, epochs=40),
@@ -455,11 +455,11 @@ class Generalisation(ChapterConfig):
         # every training image of each pair (validation carved from it) and every test image;
         # the trained CNN is paper_cnn(1) (16/32/64 channels): paper_cnn(4) is 6x slower here
         "default": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
-                        n_val=100, n_test=None, seeds=[0], epochs=60, patience=8, cnn_k=1,
-                        mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=60,
+                        n_val=100, n_test=None, seeds=[0], epochs=40, patience=5, cnn_k=1,
+                        mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=40,
                         mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
                         mnist_n_train=1000, mnist_n_val=200, mnist_n_test=500, mnist_seeds=[0],
-                        widths=[256, 1024, 4096], nth_samples=1000,
+                        widths=[256, 1024, 4096], nth_samples=500,
                         nth_inits=["antisymmetric", "standard"], net_epochs=50),
         "paper": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
                       n_val=None, n_test=None, seeds=[0, 1, 2], epochs=100, patience=10, cnn_k=4,
@@ -548,7 +548,7 @@ class Elasticity(ChapterConfig):
     seed: int = 0
     PRESETS: ClassVar[dict] = {
         "smoke": dict(dataset="cifar10", n_train=160, n_test=80, epochs=40),
-        "default": dict(dataset="cifar10", n_train=None, n_test=None, epochs=40),  # every image
+        "default": dict(dataset="cifar10", n_train=None, n_test=None, epochs=20),  # every image
         "paper": dict(dataset="cifar10", n_train=2000, n_test=1000, epochs=100),
     }
     FALLBACK: ClassVar[dict] = dict(n_train=160, n_test=80)
@@ -586,7 +586,7 @@ class Pairs(ChapterConfig):
     PRESETS: ClassVar[dict] = {
         "smoke": dict(dataset="cifar10", n_train=100, n_val=30, n_test=80, widths=[256, 1024],
                       epochs=40, lr=1e-2, nth_samples=500),
-        "default": dict(dataset="cifar10", n_train=200, n_val=50, n_test=None,
+        "default": dict(dataset="cifar10", n_train=100, n_val=30, n_test=None,
                         widths=[256, 1024], epochs=40, lr=1e-2, nth_samples=500),
         "paper": dict(dataset="cifar10", n_train="all", n_val=100, n_test=None,
                       widths=[1024, 16384], epochs=200, lr=1e-3, nth_samples=20000),
