@@ -93,6 +93,8 @@ def check_int(value, name: str, *, minimum: int | None = 1, allow_none: bool = F
     """
     if value is None and allow_none:
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()   # a 0-d array (e.g. a NumPy scalar result)
     want = ("an integer" if minimum is None else "a positive integer" if minimum == 1 else
             "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
     if isinstance(value, (bool, np.bool_)):

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lantk import _structured
-from lantk._checks import check_int, check_seed, no_progress
+from lantk._checks import check_choice, check_int, check_seed, no_progress
 
 _HIGHEST = jax.lax.Precision.HIGHEST
 
@@ -280,10 +280,7 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         raise ValueError("params has no trainable leaves")
 
     bs = check_int(batch_size, "batch_size", allow_none=True)
-    if not isinstance(implementation, str) or implementation not in (
-            "auto", "structured", "jacobian"):
-        raise ValueError("implementation must be 'auto', 'structured' or 'jacobian', got "
-                         f"{implementation!r}")
+    check_choice(implementation, "implementation", ("auto", "structured", "jacobian"))
     if x2 is not None and x2.dtype != x1.dtype:   # one traced program for both
         common = jnp.result_type(x1, x2)
         x1, x2 = x1.astype(common), x2.astype(common)
@@ -325,9 +322,18 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
 
 
 def empirical_ntk_fn(apply_fn: Callable, trace_axes=(-1,), **kwargs):
-    """neural-tangents-style factory: returns ``ntk_fn(x1, x2, params)``."""
+    """neural-tangents-style factory: returns ``ntk_fn(x1, x2, params)``.
+
+    ``kwargs``: ``batch_size`` and ``implementation`` of :func:`empirical_ntk`; any other
+    (neural-tangents') option is a ``TypeError`` rather than silently ignored."""
+    unknown = sorted(set(kwargs) - {"batch_size", "implementation"})
+    if unknown:
+        raise TypeError(f"empirical_ntk_fn got unsupported keyword arguments {unknown} (lantk "
+                        f"supports trace_axes, batch_size and implementation)")
 
     def ntk_fn(x1, x2, params, **kw):
+        if kw:
+            raise TypeError(f"ntk_fn got unsupported keyword arguments {sorted(kw)}")
         return empirical_ntk(apply_fn, params, x1, x2, trace_axes=trace_axes,
                              batch_size=kwargs.get("batch_size"),
                              implementation=kwargs.get("implementation", "auto"))

@@ -114,3 +114,13 @@ def test_width_study_arguments():
         empirical.width_study(None, x, [4, 8], progress=False)
     with pytest.raises(ValueError, match="`x` contains NaN"):
         empirical.width_study(factory, x * np.nan, [4, 8], progress=False)
+
+
+def test_empirical_ntk_fn_rejects_unknown_options():
+    with pytest.raises(TypeError, match="unsupported keyword arguments \\['vmap_axes'\\]"):
+        empirical.empirical_ntk_fn(FC_APPLY, vmap_axes=0)
+    ntk_fn = empirical.empirical_ntk_fn(FC_APPLY, batch_size=2)
+    with pytest.raises(TypeError, match="ntk_fn got unsupported keyword arguments"):
+        ntk_fn(X, None, FC_PARAMS, diagonal_axes=())
+    with pytest.raises(ValueError, match="do not match the architecture"):
+        ntk_fn(X, None, CNN_PARAMS)
