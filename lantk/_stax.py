@@ -492,7 +492,7 @@ def _fmt(x) -> str:
     return "None" if x is None else repr(float(x))
 
 
-class _ApplyError(ValueError):
+class ApplyError(ValueError):
     """An ``apply_fn`` got parameters or inputs that do not fit its layer; :func:`serial`
     adds the layer's index to the message."""
 
@@ -516,7 +516,7 @@ def _no_params(spec: str):
 
     def check(params):
         if jax.tree_util.tree_leaves(params):
-            raise _ApplyError(f"{spec} has no parameters, but got {_describe(params)} (the "
+            raise ApplyError(f"{spec} has no parameters, but got {_describe(params)} (the "
                               f"parameters do not match the architecture)")
 
     return check
@@ -525,20 +525,20 @@ def _no_params(spec: str):
 def _affine_params(params, spec: str, W_shape: tuple, has_bias: bool, out: int):
     """``(W, b)`` of a Dense/Conv layer, checked against the expected weight shape."""
     if not isinstance(params, (tuple, list)) or len(params) != 2:
-        raise _ApplyError(f"{spec} expects its parameters as a pair (W, b), got "
+        raise ApplyError(f"{spec} expects its parameters as a pair (W, b), got "
                           f"{_describe(params)} (the parameters do not match the architecture)")
     W, b = params
     if W is None or tuple(np.shape(W)) != tuple(W_shape):
-        raise _ApplyError(f"{spec}: W has shape {None if W is None else tuple(np.shape(W))}, "
+        raise ApplyError(f"{spec}: W has shape {None if W is None else tuple(np.shape(W))}, "
                           f"expected {tuple(W_shape)} for these inputs (the parameters do not "
                           f"match the architecture or the inputs)")
     if has_bias:
         if b is None or np.ndim(b) == 0 or math.prod(np.shape(b)) != out or np.shape(b)[-1] != out:
-            raise _ApplyError(f"{spec}: the bias b has shape "
+            raise ApplyError(f"{spec}: the bias b has shape "
                               f"{None if b is None else tuple(np.shape(b))}, expected {out} "
                               f"entries along the last axis")
     elif b is not None:
-        raise _ApplyError(f"{spec} has no bias (b_std=None) but its parameters hold b of shape "
+        raise ApplyError(f"{spec} has no bias (b_std=None) but its parameters hold b of shape "
                           f"{tuple(np.shape(b))}")
     return W, b
 
@@ -589,7 +589,7 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
 
     def apply_fn(params, inputs, **kwargs):
         if jnp.ndim(inputs) < 1:
-            raise _ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
+            raise ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
         W, b = _affine_params(params, spec, (inputs.shape[-1], out_dim), b_std is not None,
                               out_dim)
         out = (W_std / inputs.shape[-1] ** 0.5) * jnp.matmul(inputs, W, precision=_HIGHEST)
@@ -626,7 +626,7 @@ def DenseUnscaled(out_dim: int):
 
     def apply_fn(params, inputs, **kwargs):
         if jnp.ndim(inputs) < 1:
-            raise _ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
+            raise ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
         W, _ = _affine_params(params, spec, (inputs.shape[-1], out_dim), False, out_dim)
         return jnp.matmul(inputs, W, precision=_HIGHEST)
 
@@ -697,7 +697,7 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
 
     def apply_fn(params, inputs, **kwargs):
         if jnp.ndim(inputs) != n_sp + 2:
-            raise _ApplyError(f"{spec} needs inputs of rank {n_sp + 2} (N, "
+            raise ApplyError(f"{spec} needs inputs of rank {n_sp + 2} (N, "
                               f"{', '.join(['S'] * n_sp)}, C), got shape "
                               f"{tuple(jnp.shape(inputs))}")
         W, b = _affine_params(params, spec, filter_shape + (inputs.shape[-1], out_chan),
@@ -983,7 +983,7 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
     def apply_fn(params, inputs, **kwargs):
         check_params(params)
         if jnp.ndim(inputs) < 1:
-            raise _ApplyError("Flatten() needs inputs with a batch axis, got a scalar")
+            raise ApplyError("Flatten() needs inputs with a batch axis, got a scalar")
         return inputs.reshape(inputs.shape[0], -1)
 
     def kernel(k: _State) -> _State:
@@ -1022,7 +1022,7 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
     def apply_fn(params, inputs, **kwargs):
         check_params(params)
         if jnp.ndim(inputs) < 3:
-            raise _ApplyError(f"GlobalAvgPool() needs inputs with spatial axes (N, ..., C), "
+            raise ApplyError(f"GlobalAvgPool() needs inputs with spatial axes (N, ..., C), "
                               f"got shape {tuple(jnp.shape(inputs))}")
         return jnp.mean(inputs, axis=tuple(range(1, inputs.ndim - 1)))
 
@@ -1091,16 +1091,16 @@ def serial(*layers):
 
     def apply_fn(params, inputs, **kwargs):
         if not isinstance(params, (list, tuple)):
-            raise _ApplyError(f"serial expects params as a list with one entry per layer "
+            raise ApplyError(f"serial expects params as a list with one entry per layer "
                               f"({len(apply_fns)} layers), got {_describe(params)}")
         if len(params) != len(apply_fns):
-            raise _ApplyError(f"expected parameters for {len(apply_fns)} layers, got "
+            raise ApplyError(f"expected parameters for {len(apply_fns)} layers, got "
                               f"{len(params)} (the parameters do not match the architecture)")
         for i, (f, p) in enumerate(zip(apply_fns, params)):
             try:
                 inputs = f(p, inputs, **kwargs)
-            except _ApplyError as e:
-                raise _ApplyError(f"params[{i}] (layer {i} of serial): {e}") from None
+            except ApplyError as e:
+                raise ApplyError(f"params[{i}] (layer {i} of serial): {e}") from None
         return inputs
 
     flat = [layer for kf in kernel_fns for layer in kf.layers]

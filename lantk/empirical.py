@@ -79,7 +79,7 @@ def _check_params(apply_fn, params, x):
         raise ValueError(f"apply_fn(params, x) fails for these params and inputs of shape "
                          f"(N, {', '.join(map(str, x.shape[1:]))}): the parameters (structure "
                          f"and shapes {_describe(params)}) do not match the architecture or "
-                         f"the inputs. {type(e).__name__.lstrip('_')}: {e}") from e
+                         f"the inputs. {type(e).__name__}: {e}") from e
     outs = jax.tree_util.tree_leaves(out)
     if len(outs) != 1 or outs[0].ndim not in (1, 2) or outs[0].shape[0] != 1:
         shapes = [tuple(o.shape) for o in outs]
