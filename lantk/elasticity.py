@@ -32,7 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lantk._checks import as_float_array, check_lengths, check_square_symmetric
+from lantk._checks import (
+    as_float_array,
+    check_int,
+    check_lengths,
+    check_real,
+    check_seed,
+    check_square_symmetric,
+)
 
 __all__ = [
     "LabelSystemComparison",
@@ -164,6 +171,19 @@ def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None,
     return s / (s + d)
 
 
+def _bootstrap_settings(n_boot, level, seed):
+    """``(n_boot, level, seed)`` checked: a positive integer, a level in (0, 1), a seed."""
+    level = check_real(level, "level")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    try:
+        n_boot = check_int(n_boot, "n_boot")
+    except ValueError:
+        raise ValueError(f"n_boot must be positive (an integer number of bootstrap "
+                         f"replicates), got {n_boot!r}") from None
+    return n_boot, level, check_seed(seed, allow_generator=True)
+
+
 def _bootstrap_weights(rng, n: int, n_boot: int) -> np.ndarray:
     """``(n_boot, n)`` multiplicities of a resample with replacement of ``n`` units."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
@@ -201,10 +221,11 @@ def ratio_difference(K_a, K_b, y_rows, y_cols, *, diag_a, diag_b, n_boot: int = 
         >>> round(out["estimate"], 2), round(out["low"], 2), round(out["high"], 2)
         (0.4, 0.4, 0.4)
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    n_boot, level, seed = _bootstrap_settings(n_boot, level, seed)
+    for name, dg in (("diag_a", diag_a), ("diag_b", diag_b)):
+        if isinstance(dg, np.ndarray) or not isinstance(dg, (tuple, list)) or len(dg) != 2:
+            raise ValueError(f"{name} must be a pair (diag_rows, diag_cols) of self-kernels, "
+                             f"got {type(dg).__name__}")
     yr, yc = _class_labels(y_rows, "y_rows"), _class_labels(y_cols, "y_cols")
     same = (yr[:, None] == yc[None, :]).astype(np.float64)
     diff = 1.0 - same
@@ -386,10 +407,7 @@ class LabelSystemComparison:
         if self.normalized_a is None or self.normalized_b is None or self.fine is None:
             raise ValueError("the bootstrap needs the normalised kernels: build the comparison "
                              "with compare_label_systems")
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        if n_boot < 1:
-            raise ValueError(f"n_boot must be positive, got {n_boot}")
+        n_boot, level, seed = _bootstrap_settings(n_boot, level, seed)
         idx = np.searchsorted(self.classes, self.fine)
         C, n = len(self.classes), len(self.fine)
         W = _bootstrap_weights(np.random.default_rng(seed), n, n_boot)         # (B, n)
@@ -412,7 +430,10 @@ def _binary_map(system, fine: np.ndarray, name: str) -> tuple[np.ndarray, dict]:
     if callable(system) and not isinstance(system, Mapping):
         mapping = {v: system(v) for v in vals}
     else:
-        missing = [v for v in vals if v not in system]
+        if not isinstance(system, Mapping):
+            raise ValueError(f"{name} must be a mapping (or callable) from fine class to ±1, "
+                             f"got {type(system).__name__}")
+        missing = [v.item() if hasattr(v, "item") else v for v in vals if v not in system]
         if missing:
             raise ValueError(f"{name} gives no label for class(es) {missing}")
         mapping = {v: system[v] for v in vals}

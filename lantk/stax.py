@@ -11,6 +11,11 @@ Each layer returns ``(init_fn, apply_fn, kernel_fn)`` with neural-tangents 0.6.5
   The computation runs in the inputs' floating dtype (float32 in, float32 out; integers are
   promoted to the default float, float64 under lantk's x64 mode).
 
+Bad arguments fail when the layer is built, with a ``ValueError`` that names them (a width
+``Dense(0)``, a filter shape, strides, a padding name, a NaN scale); ``apply_fn`` checks the
+parameters it is given against the layer (``params[i] (layer i of serial): ...`` when they
+come from another architecture or other inputs).
+
 ``kernel_fn.spec`` is a stable string describing the architecture and every hyper-parameter
 (a Python expression in these layer names), suitable as a cache key.
 
