@@ -285,17 +285,19 @@ def _weighted_class_tables(Kn, idx, C: int, W) -> np.ndarray:
     never paired with itself or its copies). ``idx``: class index of each point."""
     Kn = np.array(Kn, dtype=np.float64)
     np.fill_diagonal(Kn, 0.0)
-    onehot = (np.asarray(idx)[None, :] == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
-    Wc = np.asarray(W, dtype=np.float64)[:, None, :] * onehot[None]                # (B, C, n)
-    B, n = Wc.shape[0], Wc.shape[2]
-    num = np.empty((B, C, C))
-    step = max(1, (1 << 24) // max(C * n, 1))        # ~128 MB of float64 products at a time
-    for s in range(0, B, step):                      # sum_ij Wc[b,a,i] Kn[i,j] Wc[b,c,j], via BLAS
-        blk = Wc[s:s + step]
-        M = (blk.reshape(-1, n) @ Kn).reshape(blk.shape)
-        num[s:s + step] = np.einsum("baj,bcj->bac", M, blk)
-    tot = Wc.sum(-1)
-    den = tot[:, :, None] * tot[:, None, :] - np.einsum("bai,bci->bac", Wc, Wc)
+    idx = np.asarray(idx)
+    W = np.asarray(W, dtype=np.float64)                                   # (B, n)
+    onehot = (idx[None, :] == np.arange(C)[:, None]).astype(np.float64)   # (C, n)
+    num = np.empty((W.shape[0], C, C))
+    for a in range(C):
+        # sum_{i in a, j} W[b,i] Kn[i,j] W[b,j], split by the class of j: one BLAS product
+        # per class a, over the points of a only (no products with zero weights)
+        ia = idx == a
+        num[:, a, :] = ((W[:, ia] @ Kn[ia]) * W) @ onehot.T
+    tot = W @ onehot.T                                                    # (B, C)
+    den = tot[:, :, None] * tot[:, None, :]
+    # a point is never paired with itself: the same-class cells lose sum_i W[b,i]^2
+    den[:, np.arange(C), np.arange(C)] -= (W * W) @ onehot.T
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / den
 
