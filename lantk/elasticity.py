@@ -690,7 +690,8 @@ def kernel_method_comparison(kernels, y_train, y_test, *, outputs=None, differen
         >>> Xt = np.array([[-1.5], [0.5], [1.5]]); yt = np.array([-1.0, -1, 1])
         >>> rbf = lambda A, B: np.exp(-(A - B.T) ** 2)
         >>> out = kernel_method_comparison({"rbf": (rbf(X, X), rbf(Xt, X))}, y, yt,
-        ...                                outputs={"sign": Xt[:, 0]}, differences=[("sign", "rbf")])
+        ...                                outputs={"sign": Xt[:, 0]},
+        ...                                differences=[("sign", "rbf")])
         >>> out["accuracy"]["sign"], out["correct"]["rbf"].tolist()
         (0.6666666666666666, [1, 0, 1])
     """
@@ -721,7 +722,8 @@ def kernel_method_comparison(kernels, y_train, y_test, *, outputs=None, differen
     for a, b in differences:
         for m in (a, b):
             if m not in correct:
-                raise ValueError(f"unknown method {m!r} in differences; known: {', '.join(correct)}")
+                raise ValueError(f"unknown method {m!r} in differences; known: "
+                                 f"{', '.join(correct)}")
         diffs.append({"a": a, "b": b, **paired_difference(correct[a], correct[b], level=level)})
     return {"accuracy": {k: float(v.mean()) for k, v in correct.items()}, "correct": correct,
             "jitter": jitter, "differences": diffs, "n_test": len(yt)}
