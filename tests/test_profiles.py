@@ -174,3 +174,24 @@ def test_show_records_the_resolved_configuration(tmp_path, monkeypatch):
     rec = json.loads((tmp_path / "config.json").read_text())["results"]
     assert rec["chapter"] == "lantk_hr" and rec["n_train"] == 50 and rec["profile"] == "smoke"
     assert rec["fell_back"] == [] and rec["n_val"] == profiles.LantkHR.PRESETS["smoke"]["n_val"]
+
+
+@pytest.mark.slow
+def test_an_offline_chapter_renders_the_fallback_notice(tmp_path, monkeypatch):
+    """End to end: with no data under the root and LANTK_OFFLINE=1, a chapter of the default
+    profile runs on the embedded digits and its executed notebook carries the warning."""
+    import json
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    monkeypatch.setenv("LANTK_DATA_DIR", str(empty))
+    monkeypatch.setenv("LANTK_OFFLINE", "1")
+    res = runner.run_chapter("label_awareness", {}, "default", root=ROOT, out_dir=tmp_path / "out",
+                             progress=False, quiet=True)
+    nb = json.loads(res.notebook.read_text())
+    html = [o["data"].get("text/html", "") for c in nb["cells"] if c["cell_type"] == "code"
+            for o in c.get("outputs", []) if "data" in o]
+    html = ["".join(h) if isinstance(h, list) else h for h in html]
+    assert any("lantk-fallback" in h and "lantk data fetch mnist" in h for h in html)
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())["results"]
+    assert cfg["dataset"] == "digits" and cfg["fell_back"] == ["mnist"]
