@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lantk-installed
-PROFILE ?= quick
+PROFILE ?= default
 PYTEST_ARGS ?=
+OFFLINE ?=
 
 .PHONY: help venv book test bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
-	@echo "  variables: PROFILE=quick|paper (make book), PYTEST_ARGS=... (make test), PYTHON=python3"
+	@echo "  variables: PROFILE=default|smoke|paper, OFFLINE=1 (no download) (make book), PYTEST_ARGS=... (make test), PYTHON=python3"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,8 +21,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv and install lantk with its book and test extras
 
-book: $(STAMP) ## execute every chapter (PROFILE=quick by default) and render the HTML book
-	$(VENV)/bin/lantk book --profile $(PROFILE)
+book: $(STAMP) ## execute every chapter (PROFILE=default: about 30 min on 2 cores with the shared data) and render the HTML book
+	$(VENV)/bin/lantk book --profile $(PROFILE) $(if $(OFFLINE),--offline,)
 
 test: $(STAMP) ## run the whole test suite (real-data tests need LANTK_DATA_DIR)
 	$(PY) -m pytest $(PYTEST_ARGS)

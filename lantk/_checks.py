@@ -37,9 +37,13 @@ import numpy as np
 __all__ = [
     "Labels",
     "as_float_array",
+    "check_choice",
     "check_finite",
+    "check_int",
     "check_kernel_pair",
     "check_lengths",
+    "check_real",
+    "check_seed",
     "check_square_symmetric",
     "encode_labels",
 ]
@@ -67,6 +71,107 @@ def as_float_array(a, name: str, ndim: int | tuple[int, ...] | None = None) -> n
             raise ValueError(f"{name} must be {want}, got an array of shape {arr.shape}")
     check_finite(arr, name)
     return arr
+
+
+def check_int(value, name: str, *, minimum: int | None = 1, allow_none: bool = False):
+    """``value`` as a Python ``int``, checked to be an integer ``>= minimum``.
+
+    Accepts Python and NumPy integers, and floats with an integral value (``4.0``); rejects
+    ``bool``, strings, non-integral numbers (``2.5``), NaN and inf. ``minimum=None`` allows
+    any integer; ``allow_none`` lets ``None`` through (returned as ``None``).
+
+    Raises:
+        ValueError: ``name`` is not an integer or is below ``minimum``.
+
+    Example:
+        >>> check_int(4.0, "width")
+        4
+        >>> check_int(0, "width")
+        Traceback (most recent call last):
+        ...
+        ValueError: width must be a positive integer, got 0
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()   # a 0-d array (e.g. a NumPy scalar result)
+    want = ("an integer" if minimum is None else "a positive integer" if minimum == 1 else
+            "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}")
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    if isinstance(value, (int, np.integer)):
+        out = int(value)
+    elif isinstance(value, (float, np.floating)) and np.isfinite(value) and \
+            float(value).is_integer():
+        out = int(value)
+    else:
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    if minimum is not None and out < minimum:
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return out
+
+
+def check_real(value, name: str, *, positive: bool = False, nonnegative: bool = False,
+               allow_none: bool = False, allow_inf: bool = False):
+    """``value`` as a finite Python ``float`` (optionally ``> 0`` or ``>= 0``).
+
+    ``allow_inf`` lets ``+inf`` through (e.g. a training time ``t = inf``); NaN never passes.
+
+    Raises:
+        ValueError: ``name`` is not a real number, is NaN or inf, or has the wrong sign.
+
+    Example:
+        >>> check_real("1e-3", "lr")
+        Traceback (most recent call last):
+        ...
+        ValueError: lr must be a real number, got '1e-3'
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating)):
+        arr = np.asarray(value) if isinstance(value, np.ndarray) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+            raise ValueError(f"{name} must be a real number, got {value!r}")
+    out = float(value)
+    if np.isnan(out) or (np.isinf(out) and not (allow_inf and out > 0)):
+        raise ValueError(f"{name} must be a finite number, got {out}")
+    if positive and not out > 0:
+        raise ValueError(f"{name} must be positive, got {out}")
+    if nonnegative and not out >= 0:
+        raise ValueError(f"{name} must be non-negative, got {out}")
+    return out
+
+
+def check_seed(seed, name: str = "seed", *, allow_generator: bool = False):
+    """A NumPy-compatible seed: a non-negative integer or a sequence of them (or, with
+    ``allow_generator``, a ``numpy.random.Generator``), returned unchanged (integers as
+    ``int``).
+
+    Raises:
+        ValueError: anything else (negative, non-integer, string, ...), naming ``name``.
+    """
+    if allow_generator and isinstance(seed, np.random.Generator):
+        return seed
+    want = "a non-negative integer" + (" or a numpy Generator" if allow_generator else "")
+    if isinstance(seed, (tuple, list)) and seed:
+        try:
+            return type(seed)(check_int(s, name, minimum=0) for s in seed)
+        except ValueError:
+            raise ValueError(f"{name} must be {want} (or a sequence of non-negative integers),"
+                             f" got {seed!r}") from None
+    try:
+        return check_int(seed, name, minimum=0)
+    except ValueError:
+        raise ValueError(f"{name} must be {want}, got {seed!r}") from None
+
+
+def check_choice(value, name: str, choices) -> str:
+    """``value`` if it is one of the strings ``choices``, else a ``ValueError`` listing them."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got "
+                         f"{value!r}")
+    return value
 
 
 def check_finite(arr: np.ndarray, name: str) -> None:
@@ -202,8 +307,9 @@ def encode_labels(y, name: str = "y", *, require_two_classes: bool = True,
 
     values = np.unique(arr)
     if not _is_integral(values):
+        bad = float(values[values != np.round(values)][0])
         raise ValueError(f"{name} must hold ±1 (binary) or integer class indices; got "
-                         f"non-integer values such as {values[values != np.round(values)][0]!r}")
+                         f"non-integer values such as {bad!r}")
     if not multiclass and np.all(np.isin(values, (-1, 1))):
         if require_two_classes and len(values) < 2:
             raise ValueError(f"{name} has a single class ({int(values[0]):+d} only): binary "

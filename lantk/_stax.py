@@ -50,6 +50,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
 
+from lantk._checks import check_int, check_real
 from lantk._x64 import x64
 
 __all__ = [
@@ -235,6 +236,13 @@ class KernelFn:
             raise ValueError(
                 f"`{name}` must have a batch axis and a feature/channel axis, i.e. shape "
                 f"(N, ..., C); got shape {tuple(arr.shape)}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"`{name}` is empty: no inputs along the batch axis (shape "
+                             f"{tuple(arr.shape)})")
+        if 0 in arr.shape[1:]:
+            raise ValueError(f"`{name}` has an axis of size 0 besides the batch axis (shape "
+                             f"{tuple(arr.shape)}): every input needs at least one pixel and "
+                             f"one channel")
         return arr
 
     @staticmethod
@@ -486,6 +494,57 @@ def _fmt(x) -> str:
     return "None" if x is None else repr(float(x))
 
 
+class ApplyError(ValueError):
+    """An ``apply_fn`` got parameters or inputs that do not fit its layer; :func:`serial`
+    adds the layer's index to the message."""
+
+
+def _describe(params, limit: int = 160) -> str:
+    """A short description of a parameter pytree: its structure with leaves as shapes."""
+    try:
+        shown = repr(jax.tree_util.tree_map(lambda leaf: tuple(np.shape(leaf)), params))
+    except Exception:  # pragma: no cover - exotic pytrees
+        shown = type(params).__name__
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _std(value, name: str, allow_none: bool = False):
+    """A weight/bias standard deviation: a finite number >= 0 (``None`` if allowed)."""
+    return check_real(value, name, nonnegative=True, allow_none=allow_none)
+
+
+def _no_params(spec: str):
+    """``apply_fn`` of a parameterless layer: check that it got no parameters."""
+
+    def check(params):
+        if jax.tree_util.tree_leaves(params):
+            raise ApplyError(f"{spec} has no parameters, but got {_describe(params)} (the "
+                              f"parameters do not match the architecture)")
+
+    return check
+
+
+def _affine_params(params, spec: str, W_shape: tuple, has_bias: bool, out: int):
+    """``(W, b)`` of a Dense/Conv layer, checked against the expected weight shape."""
+    if not isinstance(params, (tuple, list)) or len(params) != 2:
+        raise ApplyError(f"{spec} expects its parameters as a pair (W, b), got "
+                          f"{_describe(params)} (the parameters do not match the architecture)")
+    W, b = params
+    if W is None or tuple(np.shape(W)) != tuple(W_shape):
+        raise ApplyError(f"{spec}: W has shape {None if W is None else tuple(np.shape(W))}, "
+                          f"expected {tuple(W_shape)} for these inputs (the parameters do not "
+                          f"match the architecture or the inputs)")
+    if has_bias:
+        if b is None or np.ndim(b) == 0 or math.prod(np.shape(b)) != out or np.shape(b)[-1] != out:
+            raise ApplyError(f"{spec}: the bias b has shape "
+                              f"{None if b is None else tuple(np.shape(b))}, expected {out} "
+                              f"entries along the last axis")
+    elif b is not None:
+        raise ApplyError(f"{spec} has no bias (b_std=None) but its parameters hold b of shape "
+                          f"{tuple(np.shape(b))}")
+    return W, b
+
+
 def _make(spec, req, kernel, shape, init_fn, apply_fn):
     layer = _Layer(spec=spec, req=req, kernel=kernel, shape=shape)
     return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
@@ -514,13 +573,13 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
     """Fully connected layer on the trailing (channel) axis, NTK parameterisation:
     ``z = W_std / sqrt(fan_in) * x @ W + b_std * b`` with ``W, b ~ N(0, 1)``."""
     _check_nt_defaults(batch_axis, channel_axis, parameterization)
-    out_dim = int(out_dim)
-    W_std = float(W_std)
-    b_std = None if b_std is None else float(b_std)
+    out_dim = check_int(out_dim, "Dense: out_dim")
+    W_std = _std(W_std, "Dense: W_std")
+    b_std = _std(b_std, "Dense: b_std", allow_none=True)
     spec = f"Dense({out_dim}, W_std={_fmt(W_std)}, b_std={_fmt(b_std)})"
 
     def init_fn(rng, input_shape):
-        input_shape = tuple(input_shape)
+        input_shape = _input_shape(input_shape, spec)
         output_shape = input_shape[:-1] + (out_dim,)
         rng1, rng2 = random.split(rng)
         W = random.normal(rng1, (input_shape[-1], out_dim))
@@ -531,7 +590,10 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
         return output_shape, (W, b)
 
     def apply_fn(params, inputs, **kwargs):
-        W, b = params
+        if jnp.ndim(inputs) < 1:
+            raise ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
+        W, b = _affine_params(params, spec, (inputs.shape[-1], out_dim), b_std is not None,
+                              out_dim)
         out = (W_std / inputs.shape[-1] ** 0.5) * jnp.matmul(inputs, W, precision=_HIGHEST)
         if b is not None:
             out = out + b_std * b
@@ -555,17 +617,19 @@ def DenseUnscaled(out_dim: int):
     This is the first layer of the book's two-layer network (``w_r ~ N(0, I_d)``). Its kernel
     needs the finite fan-in, so it must act on the network's inputs (possibly flattened).
     """
-    out_dim = int(out_dim)
+    out_dim = check_int(out_dim, "DenseUnscaled: out_dim")
     spec = f"DenseUnscaled({out_dim})"
 
     def init_fn(rng, input_shape):
-        input_shape = tuple(input_shape)
+        input_shape = _input_shape(input_shape, spec)
         rng1, _ = random.split(rng)
         W = random.normal(rng1, (input_shape[-1], out_dim))
         return input_shape[:-1] + (out_dim,), (W, None)
 
     def apply_fn(params, inputs, **kwargs):
-        W, _ = params
+        if jnp.ndim(inputs) < 1:
+            raise ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
+        W, _ = _affine_params(params, spec, (inputs.shape[-1], out_dim), False, out_dim)
         return jnp.matmul(inputs, W, precision=_HIGHEST)
 
     def kernel(k: _State) -> _State:
@@ -597,19 +661,22 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
         raise NotImplementedError("lantk Conv supports only the NHWC/HWIO layout")
     if parameterization != "ntk":
         raise NotImplementedError("lantk supports only parameterization='ntk'")
-    out_chan = int(out_chan)
-    filter_shape = tuple(int(f) for f in filter_shape)
+    out_chan = check_int(out_chan, "Conv: out_chan")
+    filter_shape = _int_tuple(filter_shape, "Conv: filter_shape")
     n_sp = len(filter_shape)
-    if n_sp == 0 or min(filter_shape) < 1:
-        raise ValueError(f"bad filter_shape {filter_shape}")
-    strides = (1,) * n_sp if strides is None else tuple(int(s) for s in strides)
-    if len(strides) != n_sp or min(strides) < 1:
-        raise ValueError(f"strides {strides} do not match filter_shape {filter_shape}")
+    if strides is None:
+        strides = (1,) * n_sp
+    else:
+        strides = _int_tuple(strides, "Conv: strides")
+        if len(strides) != n_sp:
+            raise ValueError(f"Conv: strides {strides} has {len(strides)} entries but "
+                             f"filter_shape {filter_shape} has {n_sp} (one stride per spatial "
+                             f"axis)")
     if not isinstance(padding, str) or padding.upper() not in _PADDINGS:
-        raise ValueError(f"padding must be one of {_PADDINGS}, got {padding!r}")
+        raise ValueError(f"Conv: padding must be one of {_PADDINGS}, got {padding!r}")
     padding = padding.upper()
-    W_std = float(W_std)
-    b_std = None if b_std is None else float(b_std)
+    W_std = _std(W_std, "Conv: W_std")
+    b_std = _std(b_std, "Conv: b_std", allow_none=True)
     spec = (f"Conv({out_chan}, {filter_shape}, strides={strides}, padding={padding!r}, "
             f"W_std={_fmt(W_std)}, b_std={_fmt(b_std)})")
     dn = _dimension_numbers(n_sp)
@@ -620,7 +687,7 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
                      for n, f, s in zip(sp, filter_shape, strides))
 
     def init_fn(rng, input_shape):
-        input_shape = tuple(input_shape)
+        input_shape = _input_shape(input_shape, spec)
         if len(input_shape) != n_sp + 2:
             raise ValueError(f"Conv with a {n_sp}-d filter needs inputs of rank {n_sp + 2}, "
                              f"got input_shape {input_shape}")
@@ -631,7 +698,12 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
         return output_shape, (W, b)
 
     def apply_fn(params, inputs, **kwargs):
-        W, b = params
+        if jnp.ndim(inputs) != n_sp + 2:
+            raise ApplyError(f"{spec} needs inputs of rank {n_sp + 2} (N, "
+                              f"{', '.join(['S'] * n_sp)}, C), got shape "
+                              f"{tuple(jnp.shape(inputs))}")
+        W, b = _affine_params(params, spec, filter_shape + (inputs.shape[-1], out_chan),
+                              b_std is not None, out_chan)
         norm = W_std / (inputs.shape[-1] * math.prod(filter_shape)) ** 0.5
         x = inputs
         pad = padding
@@ -664,6 +736,37 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
     return _make(spec, _Diag(input=_YES, output=_NO), kernel, shape, init_fn, apply_fn)
 
 
+def _int_tuple(value, name: str) -> tuple:
+    """A non-empty tuple of positive integers (a filter shape or strides)."""
+    if isinstance(value, str) or not isinstance(value, Sequence) and not isinstance(
+            value, np.ndarray):
+        raise ValueError(f"{name} must be a tuple of positive integers such as (3, 3), got "
+                         f"{value!r}")
+    items = tuple(value)
+    if not items:
+        raise ValueError(f"{name} is empty: give one positive integer per spatial axis")
+    try:
+        return tuple(check_int(v, name) for v in items)
+    except ValueError:
+        raise ValueError(f"{name} must be a tuple of positive integers, got {value!r}") from None
+
+
+def _input_shape(input_shape, spec: str) -> tuple:
+    """``init_fn``'s ``input_shape`` as a tuple of ints (``-1`` allowed for the batch)."""
+    try:
+        shape = tuple(input_shape)
+        ok = all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
+    except TypeError:
+        ok = False
+    if not ok or len(shape) < 1 or any(d < 1 for d in shape[1:]) or shape[0] < -1:
+        raise ValueError(f"{spec}: input_shape must be a tuple of integers (N, ..., C) with "
+                         f"positive sizes (N may be -1), got {input_shape!r}")
+    if len(shape) < 2:
+        raise ValueError(f"{spec}: input_shape must have a batch axis and a feature axis, "
+                         f"got {shape}")
+    return shape
+
+
 def _dimension_numbers(n_sp: int):
     letters = "".join(c for c in string.ascii_uppercase if c not in "NCIO")[:n_sp]
     return ("N" + letters + "C", letters + "IO", "N" + letters + "C")
@@ -682,10 +785,13 @@ def _elementwise(spec, fn, kmap):
     of ``nngp`` (``q1``, ``q2`` the same-pixel variances of the two inputs), ``same`` marks
     exactly correlated entries, and ``diagonal=True`` maps a variance to itself."""
 
+    check_params = _no_params(spec)
+
     def init_fn(rng, input_shape):
         return tuple(input_shape), ()
 
     def apply_fn(params, inputs, **kwargs):
+        check_params(params)
         return fn(inputs)
 
     def kernel(k: _State) -> _State:
@@ -771,7 +877,7 @@ def _angle(y, x):
 
 def ABRelu(a: float, b: float, do_stabilize: bool = False):
     """``a * min(x, 0) + b * max(x, 0)`` (arc-cosine kernel maps, stable arctan2 form)."""
-    a, b = float(a), float(b)
+    a, b = check_real(a, "ABRelu: a"), check_real(b, "ABRelu: b")
     factor = (a - b) ** 2 / (2 * np.pi)
     mean_sq = (a ** 2 + b ** 2) / 2
 
@@ -804,6 +910,7 @@ def Relu(do_stabilize: bool = False):
 
 def LeakyRelu(alpha: float, do_stabilize: bool = False):
     """``alpha * min(x, 0) + max(x, 0)``."""
+    alpha = check_real(alpha, "LeakyRelu: alpha")
     init_fn, apply_fn, kernel_fn = ABRelu(alpha, 1.0)
     spec = f"LeakyRelu({float(alpha)!r})"
     return init_fn, apply_fn, KernelFn([dataclasses.replace(kernel_fn.layers[0], spec=spec)],
@@ -819,7 +926,7 @@ def Abs(do_stabilize: bool = False):
 
 def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0):
     """``a * erf(b * x) + c`` (closed-form arcsine kernel)."""
-    a, b, c = float(a), float(b), float(c)
+    a, b, c = (check_real(v, f"Erf: {n}") for v, n in ((a, "a"), (b, "b"), (c, "c")))
     factor = 2 / np.pi
 
     def fn(x):
@@ -829,7 +936,11 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0):
     def init_fn(rng, input_shape):
         return tuple(input_shape), ()
 
+    spec = f"Erf(a={a!r}, b={b!r}, c={c!r})"
+    check_params = _no_params(spec)
+
     def apply_fn(params, inputs, **kwargs):
+        check_params(params)
         return fn(inputs)
 
     def pair_map(nngp, den, ntk):
@@ -856,7 +967,6 @@ def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0):
         var2 = None if k.var2 is None else self_cov(k.var2, e2)
         return k.replace(var1=var1, var2=var2, nngp=nngp, ntk=ntk, gaussian=False)
 
-    spec = f"Erf(a={a!r}, b={b!r}, c={c!r})"
     return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn)
 
 
@@ -870,7 +980,12 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
         input_shape = tuple(input_shape)
         return (input_shape[0], int(math.prod(input_shape[1:]))), ()
 
+    check_params = _no_params("Flatten()")
+
     def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        if jnp.ndim(inputs) < 1:
+            raise ApplyError("Flatten() needs inputs with a batch axis, got a scalar")
         return inputs.reshape(inputs.shape[0], -1)
 
     def kernel(k: _State) -> _State:
@@ -904,7 +1019,13 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
         input_shape = tuple(input_shape)
         return (input_shape[0], input_shape[-1]), ()
 
+    check_params = _no_params("GlobalAvgPool()")
+
     def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        if jnp.ndim(inputs) < 3:
+            raise ApplyError(f"GlobalAvgPool() needs inputs with spatial axes (N, ..., C), "
+                              f"got shape {tuple(jnp.shape(inputs))}")
         return jnp.mean(inputs, axis=tuple(range(1, inputs.ndim - 1)))
 
     def kernel(k: _State) -> _State:
@@ -934,9 +1055,14 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
 
 def Identity():
     """The identity layer."""
+    check_params = _no_params("Identity()")
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        return inputs
+
     return _make("Identity()", _Diag(), lambda k: k, lambda s: s,
-                 lambda rng, input_shape: (tuple(input_shape), ()),
-                 lambda params, inputs, **kw: inputs)
+                 lambda rng, input_shape: (tuple(input_shape), ()), apply_fn)
 
 
 def serial(*layers):
@@ -966,11 +1092,17 @@ def serial(*layers):
         return input_shape, params
 
     def apply_fn(params, inputs, **kwargs):
+        if not isinstance(params, (list, tuple)):
+            raise ApplyError(f"serial expects params as a list with one entry per layer "
+                              f"({len(apply_fns)} layers), got {_describe(params)}")
         if len(params) != len(apply_fns):
-            raise ValueError(f"expected parameters for {len(apply_fns)} layers, got "
-                             f"{len(params)}")
-        for f, p in zip(apply_fns, params):
-            inputs = f(p, inputs, **kwargs)
+            raise ApplyError(f"expected parameters for {len(apply_fns)} layers, got "
+                              f"{len(params)} (the parameters do not match the architecture)")
+        for i, (f, p) in enumerate(zip(apply_fns, params)):
+            try:
+                inputs = f(p, inputs, **kwargs)
+            except ApplyError as e:
+                raise ApplyError(f"params[{i}] (layer {i} of serial): {e}") from None
         return inputs
 
     flat = [layer for kf in kernel_fns for layer in kf.layers]

@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from lantk import stax
+from lantk._checks import as_float_array, check_int
 
 __all__ = ["cnn", "fc", "paper_cnn", "two_layer_relu", "two_layer_relu_kernel"]
 
@@ -43,11 +44,9 @@ def paper_cnn(k: int = 1, *, W_std: float = _SQRT2, b_std=None, readout_W_std: f
         >>> kernel_fn(x, None, "ntk").shape
         (3, 3)
     """
-    if int(k) < 1:
-        raise ValueError(f"k must be a positive integer, got {k}")
-    k = int(k)
+    k = check_int(k, "k")
     outputs = _check_outputs(outputs)
-    fs = tuple(filter_shape)
+    fs = _check_filter_shape(filter_shape)
 
     def conv(c, s=1):
         return stax.Conv(c, fs, strides=(s, s), padding="SAME", W_std=W_std, b_std=b_std)
@@ -63,6 +62,13 @@ def _check_outputs(outputs) -> int:
     if isinstance(outputs, bool) or not isinstance(outputs, (int, np.integer)) or outputs < 1:
         raise ValueError(f"outputs must be a positive integer, got {outputs!r}")
     return int(outputs)
+
+
+def _check_filter_shape(filter_shape) -> tuple:
+    if isinstance(filter_shape, str) or not hasattr(filter_shape, "__len__"):
+        raise ValueError(f"filter_shape must be a tuple of positive integers such as (3, 3), "
+                         f"got {filter_shape!r}")
+    return tuple(filter_shape)
 
 
 def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float = _SQRT2,
@@ -81,11 +87,12 @@ def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float 
         >>> init_fn(jax.random.PRNGKey(0), (5, 8, 8, 1))[0]
         (5, 10)
     """
-    if int(depth) < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth}")
+    depth = check_int(depth, "depth")
+    width = check_int(width, "width")
     outputs = _check_outputs(outputs)
+    filter_shape = _check_filter_shape(filter_shape)
     readouts = {"flatten": stax.Flatten, "gap": stax.GlobalAvgPool}
-    if readout not in readouts:
+    if not isinstance(readout, str) or readout not in readouts:
         raise ValueError(f"readout must be 'flatten' or 'gap', got {readout!r}")
     layers = []
     for _ in range(int(depth)):
@@ -99,8 +106,8 @@ def fc(depth: int, width: int = 512, *, W_std: float = _SQRT2, b_std=None,
        readout_W_std: float = 1.0):
     """Fully connected ReLU network: ``Flatten``, ``depth`` times ``[Dense(width), Relu]``,
     ``Dense(1)``. Accepts ``(N, d)`` or image inputs (flattened first)."""
-    if int(depth) < 1:
-        raise ValueError(f"depth must be a positive integer, got {depth}")
+    depth = check_int(depth, "depth")
+    width = check_int(width, "width")
     layers = [stax.Flatten()]
     for _ in range(int(depth)):
         layers += [stax.Dense(width, W_std=W_std, b_std=b_std), stax.Relu()]
@@ -130,6 +137,7 @@ def two_layer_relu(width: int = 1024):
         array([[1.    , 0.3183],
                [0.3183, 4.    ]])
     """
+    width = check_int(width, "width")
     return stax.serial(stax.Flatten(), stax.DenseUnscaled(width), stax.Relu(),
                        stax.Dense(1, W_std=1.0))
 
@@ -152,9 +160,8 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     """
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
-    a = np.asarray(x1, np.float64)
-    a = a.reshape(a.shape[0], -1)
-    b = a if x2 is None else np.asarray(x2, np.float64).reshape(np.shape(x2)[0], -1)
+    a = _flat_inputs(x1, "x1")
+    b = a if x2 is None else _flat_inputs(x2, "x2")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x1 and x2 have different dimensions: {a.shape[1]} vs {b.shape[1]}")
     sq1, sq2 = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
@@ -175,3 +182,14 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     if get == "nngp":
         return nngp
     return dot * (np.pi - theta) / (2.0 * np.pi) + nngp
+
+
+def _flat_inputs(x, name: str) -> np.ndarray:
+    """``(N, ...)`` inputs as a finite float64 ``(N, d)`` matrix (``N = 0`` allowed)."""
+    a = as_float_array(x, name)
+    if a.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, d) or (N, H, W, C), got shape {a.shape}")
+    d = math.prod(a.shape[1:])
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {a.shape})")
+    return a.reshape(a.shape[0], d)

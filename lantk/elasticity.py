@@ -17,6 +17,13 @@ system B ({cat, automobile} vs {dog, truck}). :func:`compare_label_systems` buil
 kernel under both labelings (a *kernel factory* ``(X, y) -> K`` may use the labels) and
 reports the mean ``K̃`` of every pair of fine classes under A and under B. A label-agnostic
 kernel (the NTK) gives identical tables; a label-aware kernel does not.
+:func:`label_systems_over_training` follows the comparison over the epochs of two networks
+trained under A and B (their empirical NTKs at each recorded epoch).
+
+Kernel regression with a network's own kernel (``ntk_approx.py`` of the official code of
+Chen, He & Su): :func:`kernel_method_comparison` scores several kernels (the empirical NTK at
+initialisation and after training, the NTK, a LANTK) and the network's own outputs on the
+same test points, with paired differences.
 
 Example:
     >>> import numpy as np
@@ -32,13 +39,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lantk._checks import as_float_array, check_lengths, check_square_symmetric
+from lantk._checks import (
+    as_float_array,
+    check_int,
+    check_lengths,
+    check_real,
+    check_seed,
+    check_square_symmetric,
+)
 from lantk._x64 import x64
 
 __all__ = [
     "LabelSystemComparison",
+    "LabelSystemDynamics",
+    "binary_labels",
     "class_pair_similarity",
     "compare_label_systems",
+    "comparison_from_kernels",
+    "kernel_method_comparison",
+    "label_systems_over_training",
     "normalize_kernel",
     "ratio_difference",
     "relative_ratio",
@@ -165,6 +184,19 @@ def relative_ratio(K, y_rows, y_cols=None, *, diag_rows=None, diag_cols=None,
     return s / (s + d)
 
 
+def _bootstrap_settings(n_boot, level, seed):
+    """``(n_boot, level, seed)`` checked: a positive integer, a level in (0, 1), a seed."""
+    level = check_real(level, "level")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    try:
+        n_boot = check_int(n_boot, "n_boot")
+    except ValueError:
+        raise ValueError(f"n_boot must be positive (an integer number of bootstrap "
+                         f"replicates), got {n_boot!r}") from None
+    return n_boot, level, check_seed(seed, allow_generator=True)
+
+
 def _bootstrap_weights(rng, n: int, n_boot: int) -> np.ndarray:
     """``(n_boot, n)`` multiplicities of a resample with replacement of ``n`` units."""
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float64)
@@ -202,10 +234,11 @@ def ratio_difference(K_a, K_b, y_rows, y_cols, *, diag_a, diag_b, n_boot: int = 
         >>> round(out["estimate"], 2), round(out["low"], 2), round(out["high"], 2)
         (0.4, 0.4, 0.4)
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level}")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be positive, got {n_boot}")
+    n_boot, level, seed = _bootstrap_settings(n_boot, level, seed)
+    for name, dg in (("diag_a", diag_a), ("diag_b", diag_b)):
+        if isinstance(dg, np.ndarray) or not isinstance(dg, (tuple, list)) or len(dg) != 2:
+            raise ValueError(f"{name} must be a pair (diag_rows, diag_cols) of self-kernels, "
+                             f"got {type(dg).__name__}")
     yr, yc = _class_labels(y_rows, "y_rows"), _class_labels(y_cols, "y_cols")
     same = (yr[:, None] == yc[None, :]).astype(np.float64)
     diff = 1.0 - same
@@ -220,8 +253,9 @@ def ratio_difference(K_a, K_b, y_rows, y_cols, *, diag_a, diag_b, n_boot: int = 
 
     def boot_r(Kn):
         def wmean(mask):
-            num = np.einsum("bi,ij,bj->b", Wr, Kn * mask, Wc)
-            den = np.einsum("bi,ij,bj->b", Wr, mask, Wc)
+            # (Wr M) · Wc row by row: one matrix product (BLAS), not a three-operand einsum
+            num = np.einsum("bj,bj->b", Wr @ (Kn * mask), Wc)
+            den = np.einsum("bj,bj->b", Wr @ mask, Wc)
             with np.errstate(invalid="ignore", divide="ignore"):
                 return num / den
         s, d = wmean(same), wmean(diff)
@@ -273,11 +307,19 @@ def _weighted_class_tables(Kn, idx, C: int, W) -> np.ndarray:
     never paired with itself or its copies). ``idx``: class index of each point."""
     Kn = np.array(Kn, dtype=np.float64)
     np.fill_diagonal(Kn, 0.0)
-    onehot = (np.asarray(idx)[None, :] == np.arange(C)[:, None]).astype(np.float64)  # (C, n)
-    Wc = np.asarray(W, dtype=np.float64)[:, None, :] * onehot[None]                # (B, C, n)
-    num = np.einsum("bai,ij,bcj->bac", Wc, Kn, Wc)
-    tot = Wc.sum(-1)
-    den = tot[:, :, None] * tot[:, None, :] - np.einsum("bai,bci->bac", Wc, Wc)
+    idx = np.asarray(idx)
+    W = np.asarray(W, dtype=np.float64)                                   # (B, n)
+    onehot = (idx[None, :] == np.arange(C)[:, None]).astype(np.float64)   # (C, n)
+    num = np.empty((W.shape[0], C, C))
+    for a in range(C):
+        # sum_{i in a, j} W[b,i] Kn[i,j] W[b,j], split by the class of j: one BLAS product
+        # per class a, over the points of a only (no products with zero weights)
+        ia = idx == a
+        num[:, a, :] = ((W[:, ia] @ Kn[ia]) * W) @ onehot.T
+    tot = W @ onehot.T                                                    # (B, C)
+    den = tot[:, :, None] * tot[:, None, :]
+    # a point is never paired with itself: the same-class cells lose sum_i W[b,i]^2
+    den[:, np.arange(C), np.arange(C)] -= (W * W) @ onehot.T
     with np.errstate(invalid="ignore", divide="ignore"):
         return num / den
 
@@ -387,10 +429,7 @@ class LabelSystemComparison:
         if self.normalized_a is None or self.normalized_b is None or self.fine is None:
             raise ValueError("the bootstrap needs the normalised kernels: build the comparison "
                              "with compare_label_systems")
-        if not 0 < level < 1:
-            raise ValueError(f"level must be in (0, 1), got {level}")
-        if n_boot < 1:
-            raise ValueError(f"n_boot must be positive, got {n_boot}")
+        n_boot, level, seed = _bootstrap_settings(n_boot, level, seed)
         idx = np.searchsorted(self.classes, self.fine)
         C, n = len(self.classes), len(self.fine)
         W = _bootstrap_weights(np.random.default_rng(seed), n, n_boot)         # (B, n)
@@ -413,7 +452,10 @@ def _binary_map(system, fine: np.ndarray, name: str) -> tuple[np.ndarray, dict]:
     if callable(system) and not isinstance(system, Mapping):
         mapping = {v: system(v) for v in vals}
     else:
-        missing = [v for v in vals if v not in system]
+        if not isinstance(system, Mapping):
+            raise ValueError(f"{name} must be a mapping (or callable) from fine class to ±1, "
+                             f"got {type(system).__name__}")
+        missing = [v.item() if hasattr(v, "item") else v for v in vals if v not in system]
         if missing:
             raise ValueError(f"{name} gives no label for class(es) {missing}")
         mapping = {v: system[v] for v in vals}
@@ -463,14 +505,55 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b, di
         raise ValueError(  # noqa: TRY004 (bad input is a ValueError throughout lantk)
             "kernel_factory must be a callable (X, y) -> K or a mapping of them")
     fine = _class_labels(fine_labels, "fine_labels")
-    ya, map_a = _binary_map(system_a, fine, "system_a")
-    yb, map_b = _binary_map(system_b, fine, "system_b")
+    ya, _ = _binary_map(system_a, fine, "system_a")
+    yb, _ = _binary_map(system_b, fine, "system_b")
     n = len(fine)
-    out, norm = {}, {}
+    built = {}
     for key, y in (("a", ya), ("b", yb)):
         K = np.asarray(kernel_factory(X, y), dtype=np.float64)
         if K.shape != (n, n):
             raise ValueError(f"kernel_factory returned shape {K.shape}, expected {(n, n)}")
+        built[key] = K
+    return comparison_from_kernels(built["a"], built["b"], fine, system_a, system_b, diag=diag)
+
+
+def binary_labels(system, fine_labels) -> np.ndarray:
+    """The ``±1`` label of each point under a label system (a mapping or callable from fine
+    class to ``±1``), as float64: what a kernel built under that system is given.
+
+    Example:
+        >>> binary_labels({3: 1, 5: -1}, [3, 5, 5]).tolist()
+        [1.0, -1.0, -1.0]
+    """
+    return _binary_map(system, _class_labels(fine_labels, "fine_labels"), "system")[0]
+
+
+def comparison_from_kernels(K_a, K_b, fine_labels, system_a, system_b, diag=None):
+    """A :class:`LabelSystemComparison` of two kernels already built, ``K_a`` under system A
+    and ``K_b`` under system B, on the same points (``n × n`` each).
+
+    What :func:`compare_label_systems` does once its factory has built the two kernels; use
+    it when the kernels come from elsewhere (two networks trained under A and B, at one
+    epoch of their training). ``diag``: the self-kernels to normalise both by (default: each
+    kernel's own diagonal).
+
+    Example:
+        >>> import numpy as np
+        >>> K = np.eye(4) + 0.5
+        >>> c = comparison_from_kernels(K, K, [0, 0, 1, 1], {0: 1, 1: -1}, {0: -1, 1: 1})
+        >>> c.max_change()
+        0.0
+    """
+    fine = _class_labels(fine_labels, "fine_labels")
+    _, map_a = _binary_map(system_a, fine, "system_a")
+    _, map_b = _binary_map(system_b, fine, "system_b")
+    n = len(fine)
+    out, norm = {}, {}
+    for key, K, name in (("a", K_a, "K_a"), ("b", K_b, "K_b")):
+        K = as_float_array(K, name, ndim=2)
+        if K.shape != (n, n):
+            raise ValueError(f"{name} has shape {K.shape}, expected {(n, n)} (one row and "
+                             f"column per point of fine_labels)")
         out[key] = class_pair_similarity(K, fine, diag)
         d = np.diag(K) if diag is None else as_float_array(diag, "diag", ndim=1)
         norm[key] = normalize_kernel(K, d, d)
@@ -478,3 +561,192 @@ def compare_label_systems(kernel_factory, X, fine_labels, system_a, system_b, di
     return LabelSystemComparison(classes=classes, sim_a=out["a"][1], sim_b=out["b"][1],
                                  labels_a=map_a, labels_b=map_b, normalized_a=norm["a"],
                                  normalized_b=norm["b"], fine=fine)
+
+
+@dataclass
+class LabelSystemDynamics:
+    """Class-pair similarities and ``follow_change`` of a network's kernel over training.
+
+    Attributes:
+        epochs: the epochs recorded, ascending (0 = initialisation).
+        comparisons: one :class:`LabelSystemComparison` per epoch: the kernel of the network
+            trained under A against that of the network trained under B, at that epoch.
+        follow: one :meth:`LabelSystemComparison.follow_interval` per epoch.
+    """
+
+    epochs: list
+    comparisons: list
+    follow: list
+
+    def pairs(self) -> list:
+        """The pairs of distinct fine classes ``[(c_i, c_j), ...]``, in the order of
+        :meth:`similarities`."""
+        cls = self.comparisons[0].classes
+        return [(cls[a], cls[b]) for a in range(len(cls)) for b in range(a + 1, len(cls))]
+
+    def similarities(self, system: str) -> np.ndarray:
+        """``(epochs, pairs)`` mean ``K̃`` of each pair of distinct classes, for the kernel
+        built under ``system`` (``"A"`` or ``"B"``)."""
+        if system not in ("A", "B"):
+            raise ValueError(f"system must be 'A' or 'B', got {system!r}")
+        upper = np.triu_indices(len(self.comparisons[0].classes), 1)
+        return np.array([(c.sim_a if system == "A" else c.sim_b)[upper] for c in self.comparisons])
+
+    def alike(self, system: str) -> np.ndarray:
+        """Whether each pair of :meth:`pairs` shares a binary label under ``system``."""
+        c = self.comparisons[0]
+        return c._alike(c.labels_a if system == "A" else c.labels_b)
+
+    def first_following_epoch(self):
+        """The first epoch whose ``follow_change`` interval lies wholly above zero, or
+        ``None`` when none does.
+
+        Example:
+            >>> d = LabelSystemDynamics([0, 5, 10], [None] * 3, [
+            ...     {"low": 0.0, "high": 0.0}, {"low": 0.01, "high": 0.2},
+            ...     {"low": -0.01, "high": 0.3}])
+            >>> d.first_following_epoch(), d.following_from()
+            (5, None)
+        """
+        return next((int(e) for e, f in zip(self.epochs, self.follow) if f["low"] > 0), None)
+
+    def following_from(self):
+        """The first epoch from which *every* later recorded interval lies above zero, or
+        ``None`` (the last epoch's interval contains zero or lies below it)."""
+        out = None
+        for e, f in zip(self.epochs, self.follow):
+            if f["low"] > 0:
+                out = int(e) if out is None else out
+            else:
+                out = None
+        return out
+
+    def to_dict(self) -> dict:
+        """Per-epoch numbers for a results file: the epochs, the class pairs, each system's
+        similarities ``(epochs, pairs)``, which pairs share a label under each system, the
+        label gaps and the ``follow_change`` intervals."""
+        pairs = self.pairs()
+        return {
+            "epochs": [int(e) for e in self.epochs],
+            "pairs": [[_plain(a), _plain(b)] for a, b in pairs],
+            "similarity_A": self.similarities("A").tolist(),
+            "similarity_B": self.similarities("B").tolist(),
+            "alike_A": self.alike("A").tolist(), "alike_B": self.alike("B").tolist(),
+            "label_gap": [list(c.label_gap()) for c in self.comparisons],
+            "follow_change": [dict(f) for f in self.follow],
+            "first_following_epoch": self.first_following_epoch(),
+            "following_from": self.following_from(),
+        }
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def label_systems_over_training(kernels_a, kernels_b, fine_labels, system_a, system_b, *,
+                                diag=None, n_boot: int = 2000, level: float = 0.95,
+                                seed: int = 0) -> LabelSystemDynamics:
+    """Follow the label-system comparison epoch by epoch.
+
+    Args:
+        kernels_a, kernels_b: ``{epoch: K}``: the empirical NTK (``n × n``, on the points of
+            ``fine_labels``) of the network trained under system A, resp. B, recorded at the
+            same epochs (e.g. :attr:`lantk.train.TrainResult.probe_ntk` of two runs).
+        fine_labels, system_a, system_b, diag: as for :func:`compare_label_systems`.
+        n_boot, level, seed: the bootstrap of each epoch's ``follow_change``
+            (:meth:`LabelSystemComparison.follow_interval`; the same seed, so the same
+            resamples, at every epoch).
+
+    Returns:
+        A :class:`LabelSystemDynamics`.
+
+    Example:
+        >>> import numpy as np
+        >>> fine = np.repeat([0, 1, 2, 3], 3)
+        >>> A = {0: 1, 1: 1, 2: -1, 3: -1}; B = {0: 1, 2: 1, 1: -1, 3: -1}
+        >>> same = lambda s: np.array([[s[i] == s[j] for j in fine] for i in fine], float)
+        >>> Ka = {0: np.eye(12) + 0.5, 1: np.eye(12) + 0.5 + 0.1 * same(A)}
+        >>> Kb = {0: np.eye(12) + 0.5, 1: np.eye(12) + 0.5 + 0.1 * same(B)}
+        >>> dyn = label_systems_over_training(Ka, Kb, fine, A, B, n_boot=50)
+        >>> [round(f["estimate"], 4) for f in dyn.follow], dyn.first_following_epoch()
+        ([0.0, 0.0938], 1)
+    """
+    ea, eb = sorted(kernels_a), sorted(kernels_b)
+    if ea != eb:
+        raise ValueError(f"kernels_a and kernels_b must be recorded at the same epochs, got "
+                         f"{ea} and {eb}")
+    if not ea:
+        raise ValueError("no epoch recorded")
+    comps = [comparison_from_kernels(kernels_a[e], kernels_b[e], fine_labels, system_a,
+                                     system_b, diag=diag) for e in ea]
+    follow = [c.follow_interval(n_boot=n_boot, level=level, seed=seed) for c in comps]
+    return LabelSystemDynamics(epochs=list(ea), comparisons=comps, follow=follow)
+
+
+def kernel_method_comparison(kernels, y_train, y_test, *, outputs=None, differences=(),
+                             rho: float = 0.0, level: float = 0.95) -> dict:
+    """Accuracy of kernel regression with several kernels (and of given predictors) on the
+    same test points, with paired differences.
+
+    Each kernel ``(K_train, K_test_train)`` predicts ``sign f`` with
+    ``f = K(X*, X)(K + ρI)⁻¹ y`` (:func:`lantk.regression.kernel_regression`, float64;
+    :func:`lantk.regression.predict_labels`). ``outputs`` adds predictors scored as they are
+    (a trained network's test outputs). A difference ``(a, b)`` is the mean over the test
+    points of ``correct_a − correct_b`` with its t-interval
+    (:func:`lantk.experiments.paired_difference`): the interval is over the test points, for
+    these kernels and this network.
+
+    Args:
+        kernels: ``{name: (K_train (n, n), K_test_train (b, n))}``.
+        y_train, y_test: ``±1`` labels.
+        outputs: ``{name: decision values (b,) or (b, 1)}``.
+        differences: ``[(a, b), ...]`` names to compare.
+
+    Returns:
+        ``{"accuracy": {name: float}, "correct": {name: 0/1 int8 (b,)}, "jitter": {kernel:
+        the diagonal shift the solve had to add, 0 when none}, "differences": [{"a", "b",
+        "mean", "low", "high", "n", ...}, ...], "n_test": b}``.
+
+    Example:
+        >>> import numpy as np
+        >>> X = np.array([[-2.0], [-1.0], [1.0], [2.0]]); y = np.array([-1.0, -1, 1, 1])
+        >>> Xt = np.array([[-1.5], [0.5], [1.5]]); yt = np.array([-1.0, -1, 1])
+        >>> rbf = lambda A, B: np.exp(-(A - B.T) ** 2)
+        >>> out = kernel_method_comparison({"rbf": (rbf(X, X), rbf(Xt, X))}, y, yt,
+        ...                                outputs={"sign": Xt[:, 0]},
+        ...                                differences=[("sign", "rbf")])
+        >>> out["accuracy"]["sign"], out["correct"]["rbf"].tolist()
+        (0.6666666666666666, [1, 0, 1])
+    """
+    from lantk import regression
+    from lantk.experiments import paired_difference
+
+    yt = np.asarray(y_test, dtype=np.float64)
+    correct, jitter = {}, {}
+    for name, (K_tr, K_te) in dict(kernels).items():
+        f, info = regression.kernel_regression(K_tr, K_te, y_train, rho=rho, return_info=True)
+        if f.ndim != 1:
+            raise ValueError("kernel_method_comparison is for binary ±1 labels")
+        check_lengths(f"{name}'s test rows", len(f), "y_test", len(yt))
+        correct[name] = (regression.predict_labels(f) == yt).astype(np.int8)
+        jitter[name] = float(info.jitter)
+    for name, out in dict(outputs or {}).items():
+        f = as_float_array(out, name, ndim=(1, 2))
+        if f.ndim == 2:
+            if f.shape[1] != 1:
+                raise ValueError(f"{name}: binary decision values must be (b,) or (b, 1), got "
+                                 f"shape {f.shape}")
+            f = f[:, 0]
+        if name in correct:
+            raise ValueError(f"{name!r} is both a kernel and an output")
+        check_lengths(name, len(f), "y_test", len(yt))
+        correct[name] = (regression.predict_labels(f) == yt).astype(np.int8)
+    diffs = []
+    for a, b in differences:
+        for m in (a, b):
+            if m not in correct:
+                raise ValueError(f"unknown method {m!r} in differences; known: "
+                                 f"{', '.join(correct)}")
+        diffs.append({"a": a, "b": b, **paired_difference(correct[a], correct[b], level=level)})
+    return {"accuracy": {k: float(v.mean()) for k, v in correct.items()}, "correct": correct,
+            "jitter": jitter, "differences": diffs, "n_test": len(yt)}

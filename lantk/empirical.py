@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lantk import _structured
-from lantk._checks import no_progress
+from lantk._checks import check_choice, check_int, check_seed, no_progress
 from lantk._x64 import x64
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -33,12 +33,62 @@ __all__ = ["empirical_ntk", "empirical_ntk_fn", "width_study"]
 def _as_batch(x, name):
     if x is None:
         return None
+    if not isinstance(x, jax.Array):
+        host = np.asarray(x)
+        if not (np.issubdtype(host.dtype, np.number) or host.dtype == bool) or \
+                np.issubdtype(host.dtype, np.complexfloating):
+            raise ValueError(f"`{name}` must be a real numeric array, got dtype {host.dtype}")
     arr = jnp.asarray(x)
     if arr.ndim < 1 or arr.shape[0] == 0:
         raise ValueError(f"`{name}` must be a non-empty batch (N, ...), got shape {arr.shape}")
     if not bool(jnp.all(jnp.isfinite(arr))):
         raise ValueError(f"`{name}` contains NaN or infinite values")
     return arr
+
+
+_CHECKED: dict = {}
+
+
+def _check_params(apply_fn, params, x):
+    """Check, before any differentiation, that ``params`` are floating-point, finite, and fit
+    ``apply_fn`` on inputs like ``x`` (one traced call per architecture, shapes and dtype);
+    a mismatch is a ``ValueError`` naming what does not fit, not a raw JAX error from deep
+    inside the derivatives."""
+    leaves_with_path = jax.tree_util.tree_flatten_with_path(params)[0]
+    for path, leaf in leaves_with_path:
+        where = "params" + jax.tree_util.keystr(path)
+        try:
+            dtype = None if isinstance(leaf, str) else jnp.result_type(leaf)
+        except TypeError:
+            dtype = None
+        if dtype is None or not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(f"{where} must be a floating-point array (the empirical NTK "
+                             f"differentiates it), got {type(leaf).__name__}"
+                             f"{'' if dtype is None else ' of dtype ' + str(dtype)}")
+        if not isinstance(leaf, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(leaf))):
+            raise ValueError(f"{where} contains NaN or infinite values")
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    key = (apply_fn, treedef, tuple((tuple(np.shape(l)), jnp.result_type(l)) for l in leaves),
+           tuple(x.shape[1:]), x.dtype)
+    if key in _CHECKED:
+        return
+    try:
+        out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+    except Exception as e:  # noqa: BLE001 (any failure of the user's network is reported)
+        from lantk._stax import _describe
+
+        raise ValueError(f"apply_fn(params, x) fails for these params and inputs of shape "
+                         f"(N, {', '.join(map(str, x.shape[1:]))}): the parameters (structure "
+                         f"and shapes {_describe(params)}) do not match the architecture or "
+                         f"the inputs. {type(e).__name__}: {e}") from e
+    outs = jax.tree_util.tree_leaves(out)
+    if len(outs) != 1 or outs[0].ndim not in (1, 2) or outs[0].shape[0] != 1:
+        shapes = [tuple(o.shape) for o in outs]
+        raise ValueError(f"apply_fn must return one array of shape (N, O) or (N,); for one "
+                         f"input it returned {shapes[0] if len(shapes) == 1 else shapes}")
+    if len(_CHECKED) > 64:
+        _CHECKED.clear()
+    _CHECKED[key] = True
 
 
 def _jacobian(apply_fn, params, x):
@@ -216,8 +266,16 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         >>> bool(np.linalg.norm(k - limit) < 0.1 * np.linalg.norm(limit))  # width 4096
         True
     """
-    if tuple(trace_axes) not in ((-1,), ()):
-        raise ValueError("trace_axes must be (-1,) (mean over outputs) or () (per output)")
+    if not callable(apply_fn):
+        raise ValueError(f"apply_fn must be a callable apply_fn(params, x), got "
+                         f"{type(apply_fn).__name__}")
+    try:
+        axes = tuple(trace_axes)
+    except TypeError:
+        axes = None
+    if axes not in ((-1,), ()):
+        raise ValueError("trace_axes must be (-1,) (mean over outputs) or () (per output), "
+                         f"got {trace_axes!r}")
     x1 = _as_batch(x1, "x1")
     x2 = _as_batch(x2, "x2")
     if x2 is not None and x2.shape[1:] != x1.shape[1:]:
@@ -226,19 +284,16 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
     if not jax.tree_util.tree_leaves(params):
         raise ValueError("params has no trainable leaves")
 
-    bs = None if batch_size is None else int(batch_size)
-    if bs is not None and bs < 1:
-        raise ValueError("batch_size must be positive")
-    if implementation not in ("auto", "structured", "jacobian"):
-        raise ValueError("implementation must be 'auto', 'structured' or 'jacobian', got "
-                         f"{implementation!r}")
+    bs = check_int(batch_size, "batch_size", allow_none=True)
+    check_choice(implementation, "implementation", ("auto", "structured", "jacobian"))
+    if x2 is not None and x2.dtype != x1.dtype:   # one traced program for both
+        common = jnp.result_type(x1, x2)
+        x1, x2 = x1.astype(common), x2.astype(common)
+    _check_params(apply_fn, params, x1)
     n_ref = max(x1.shape[0], 0 if x2 is None else x2.shape[0]) if bs is None else bs
     if implementation == "jacobian":
         jac, contract = _jitted_jacobian(apply_fn), _contract
     else:
-        if x2 is not None and x2.dtype != x1.dtype:   # one traced program for both
-            common = jnp.result_type(x1, x2)
-            x1, x2 = x1.astype(common), x2.astype(common)
         closed, treedef, rules = _plan(apply_fn, params, x1, n_ref)
         if not rules:   # nothing to structure: the same computation as "jacobian"
             jac, contract = _jitted_jacobian(apply_fn), _contract
@@ -272,9 +327,18 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
 
 
 def empirical_ntk_fn(apply_fn: Callable, trace_axes=(-1,), **kwargs):
-    """neural-tangents-style factory: returns ``ntk_fn(x1, x2, params)``."""
+    """neural-tangents-style factory: returns ``ntk_fn(x1, x2, params)``.
+
+    ``kwargs``: ``batch_size`` and ``implementation`` of :func:`empirical_ntk`; any other
+    (neural-tangents') option is a ``TypeError`` rather than silently ignored."""
+    unknown = sorted(set(kwargs) - {"batch_size", "implementation"})
+    if unknown:
+        raise TypeError(f"empirical_ntk_fn got unsupported keyword arguments {unknown} (lantk "
+                        f"supports trace_axes, batch_size and implementation)")
 
     def ntk_fn(x1, x2, params, **kw):
+        if kw:
+            raise TypeError(f"ntk_fn got unsupported keyword arguments {sorted(kw)}")
         return empirical_ntk(apply_fn, params, x1, x2, trace_axes=trace_axes,
                              batch_size=kwargs.get("batch_size"),
                              implementation=kwargs.get("implementation", "auto"))
@@ -314,11 +378,20 @@ def width_study(arch_factory: Callable, x, widths, seeds: int = 3, seed: int = 0
         >>> bool(r["mean"][1] < r["mean"][0])
         True
     """
-    widths = [int(m) for m in widths]
-    if len(widths) < 2 or min(widths) < 1:
+    if not callable(arch_factory):
+        raise ValueError(f"arch_factory must be a callable m -> (init_fn, apply_fn, kernel_fn), "
+                         f"got {type(arch_factory).__name__}")
+    try:
+        widths = [check_int(m, "widths") for m in widths]
+    except TypeError:
+        raise ValueError(f"widths must be a sequence of positive integers, got {widths!r}") \
+            from None
+    except ValueError:
+        raise ValueError(f"widths must hold positive integers, got {list(widths)}") from None
+    if len(widths) < 2:
         raise ValueError(f"widths must hold at least two positive widths, got {widths}")
-    if int(seeds) < 1:
-        raise ValueError(f"seeds must be a positive integer, got {seeds}")
+    seeds = check_int(seeds, "seeds")
+    seed = check_seed(seed)
     x = _as_batch(x, "x")
     limit = None
     errors = np.zeros((len(widths), int(seeds)))

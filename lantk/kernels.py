@@ -39,7 +39,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -55,6 +54,7 @@ from tqdm import tqdm
 
 import lantk
 from lantk._checks import no_progress
+from lantk._io import atomic_write as _atomic_write  # fsync, umask, rename, fsync folder
 from lantk._x64 import x64
 
 __all__ = ["GETS", "TILE_AXIS", "kernel_matrix"]
@@ -633,7 +633,7 @@ def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
 def _source_hash() -> str:
     """The hash of lantk's source files: a change to any layer's maps invalidates the tiles
     even when the version number stays the same."""
-    from lantk.runner import lantk_source_hash
+    from lantk.book.records import lantk_source_hash
 
     return lantk_source_hash()
 
@@ -663,7 +663,7 @@ class _TileCache:
         self.names, self.dtype = names, dtype
         meta = self.dir / "meta.json"
         if not meta.exists():
-            _atomic_write(meta, lambda f: f.write(json.dumps(header, indent=1).encode()))
+            _atomic_write(meta, json.dumps(header, indent=1))
 
     def _path(self, i, j, rows, cols) -> Path:
         return self.dir / f"r{i}-{i + rows}_c{j}-{j + cols}.npz"
@@ -708,30 +708,3 @@ class _TileCache:
         arrays = dict(blocks, sha256=np.array(self._checksum(blocks)), key=np.array(self.key),
                       position=np.array([i, j, rows, cols]))
         _atomic_write(self._path(i, j, rows, cols), lambda f: np.savez(f, **arrays))
-
-
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Write via a temporary file in the same folder, fsync it, then os.replace."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        from lantk.runner import _umask
-
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600: a shared cache must be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)

@@ -70,7 +70,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from lantk._checks import check_lengths, encode_labels, no_progress
+from lantk._checks import (
+    as_float_array,
+    check_int,
+    check_kernel_pair,
+    check_lengths,
+    check_real,
+    check_seed,
+    encode_labels,
+    no_progress,
+)
 from lantk._x64 import x64
 from lantk.archs import two_layer_relu_kernel
 
@@ -125,16 +134,22 @@ def higher_order_kernels(apply_fn, params, x, indices=None):
         >>> K3.shape, K4.shape
         ((3, 3, 3), (3, 3, 3, 3))
     """
+    if not callable(apply_fn):
+        raise ValueError(f"apply_fn must be a callable apply_fn(params, x), got "
+                         f"{type(apply_fn).__name__}")
+    host = as_float_array(x, "x")  # numeric and finite (x itself keeps its dtype)
+    if host.ndim < 1 or host.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch (N, ...), got shape {host.shape}")
+    if not jax.tree_util.tree_leaves(params):
+        raise ValueError("params has no leaves: nothing to differentiate")
     x = jnp.asarray(x)
     N = x.shape[0]
     if indices is None:
         indices = (np.arange(N),) * 4
-    if len(indices) != 4:
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__len__") or \
+            len(indices) != 4:
         raise ValueError("indices must be four index arrays (I1, I2, I3, I4)")
-    idx = [np.asarray(i, dtype=np.int64).reshape(-1) for i in indices]
-    for i in idx:
-        if i.size and (i.min() < 0 or i.max() >= N):
-            raise ValueError(f"indices must lie in [0, {N})")
+    idx = [_index_array(i, N, f"indices[{k}]") for k, i in enumerate(indices)]
     flat, unravel = ravel_pytree(params)
 
     def outputs(theta, xs):
@@ -165,6 +180,18 @@ def higher_order_kernels(apply_fn, params, x, indices=None):
     return np.asarray(K3), np.asarray(K4)
 
 
+def _index_array(i, N: int, name: str) -> np.ndarray:
+    arr = np.asarray(i).reshape(-1)
+    if arr.size and not (np.issubdtype(arr.dtype, np.integer) or (
+            np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr)))):
+        raise ValueError(f"{name} must hold integer indices, got {arr[:5]!r}")
+    arr = arr.astype(np.int64)
+    if arr.size and (arr.min() < 0 or arr.max() >= N):
+        raise ValueError(f"{name} must lie in [0, {N}), got values in [{arr.min()}, {arr.max()}]")
+    return arr
+
+
 # ----------------------------------------------------------------------------- two-layer network
 def two_layer_init(seed, d: int, width: int, a_dist: str = "rademacher") -> dict:
     """Weights of the two-layer ReLU network of spec §2: ``w_r ~ N(0, I_d)``, ``E a_r² = 1``.
@@ -179,6 +206,10 @@ def two_layer_init(seed, d: int, width: int, a_dist: str = "rademacher") -> dict
     Returns:
         ``{"W": (width, d), "a": (width,)}`` float64 NumPy arrays.
     """
+    seed = check_seed(seed, allow_generator=True)
+    d, width = check_int(d, "d"), check_int(width, "width")
+    if not isinstance(a_dist, str) or a_dist not in ("rademacher", "normal"):
+        raise ValueError(f"a_dist must be 'rademacher' or 'normal', got {a_dist!r}")
     rng = np.random.default_rng(seed)
     W = rng.standard_normal((width, d))
     if a_dist == "rademacher":
@@ -193,7 +224,14 @@ def two_layer_init(seed, d: int, width: int, a_dist: str = "rademacher") -> dict
 @x64
 def two_layer_apply(params, x):
     """``f(x) = m^{-1/2} Σ_r a_r relu(w_rᵀx)`` for the rows of ``x`` (shape ``(N, d)``)."""
+    if not isinstance(params, dict) or "W" not in params or "a" not in params:
+        raise ValueError("params must be a dict {'W': (m, d), 'a': (m,)} as two_layer_init "
+                         f"gives, got {type(params).__name__}")
     W, a = params["W"], params["a"]
+    if jnp.ndim(W) != 2 or jnp.shape(a) != (jnp.shape(W)[0],) or jnp.ndim(x) != 2 or \
+            jnp.shape(x)[1] != jnp.shape(W)[1]:
+        raise ValueError(f"two_layer_apply needs params['W'] (m, d), params['a'] (m,) and x "
+                         f"(N, d); got shapes {jnp.shape(W)}, {jnp.shape(a)} and {jnp.shape(x)}")
     return jax.nn.relu(jnp.asarray(x) @ W.T) @ a / jnp.sqrt(W.shape[0])
 
 
@@ -303,14 +341,38 @@ def two_layer_k4_contract(params, X_pairs, X_train, N, *, chunk: int | None = No
     Returns:
         ``(P, n)`` float64 array.
     """
-    W, a, X_pairs, X_train, N = _float64(params["W"], params["a"], X_pairs, X_train, N)
+    W, a, X_pairs, X_train, N = _contract_args(params, X_pairs, X_train, N, "N")
+    chunk = check_int(chunk, "chunk", allow_none=True)
     gamma, V = np.linalg.eigh(N + N.T)
     C = _contract(W, a, X_pairs, X_train, N, V, gamma, chunk, progress)
     return C[X_train.shape[0]:] / W.shape[0] ** 2
 
 
-def _float64(*arrays):
-    return tuple(np.asarray(x, dtype=np.float64) for x in arrays)
+def _contract_args(params, X_pairs, X_train, N, N_name):
+    """``(W, a, X_pairs, X_train, N)`` as float64 arrays, checked against each other."""
+    if not isinstance(params, dict) or "W" not in params or "a" not in params:
+        got = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params must be a dict {{'W': (m, d), 'a': (m,)}} as two_layer_init "
+                         f"gives, got {got}")
+    W = as_float_array(params["W"], "params['W']", ndim=2)
+    a = as_float_array(params["a"], "params['a']", ndim=1)
+    if len(a) != W.shape[0] or W.shape[0] == 0:
+        raise ValueError(f"params['W'] has shape {W.shape} and params['a'] {a.shape}: they need "
+                         f"the same number m > 0 of neurons")
+    d = W.shape[1]
+    X_pairs = as_float_array(X_pairs, "X_pairs", ndim=2)
+    X_train = as_float_array(X_train, "X_train", ndim=2)
+    for name, X in (("X_pairs", X_pairs), ("X_train", X_train)):
+        if X.shape[1] != d:
+            raise ValueError(f"{name} has {X.shape[1]} features but params['W'] is for d = {d}")
+    n = X_train.shape[0]
+    if n == 0:
+        raise ValueError("X_train is empty")
+    N = as_float_array(N, N_name, ndim=2)
+    if N.shape != (n, n):
+        raise ValueError(f"{N_name} has shape {N.shape}, expected ({n}, {n}) (one row and "
+                         f"column per training point)")
+    return W, a, X_pairs, X_train, N
 
 
 @x64
@@ -336,7 +398,8 @@ def two_layer_k3f_contract(params, X_pairs, X_train, M, *, chunk: int | None = N
     Returns:
         ``(P, n)`` float64 array.
     """
-    W, a, X_pairs, X_train, M = _float64(params["W"], params["a"], X_pairs, X_train, M)
+    W, a, X_pairs, X_train, M = _contract_args(params, X_pairs, X_train, M, "M")
+    chunk = check_int(chunk, "chunk", allow_none=True)
     n = X_train.shape[0]
     zero = np.zeros((n, n))
     C = _contract(W, a, X_pairs, X_train, zero, np.zeros((n, 1)), np.zeros(1), chunk, M=M)
@@ -401,7 +464,7 @@ def _labels(y, n):
 
 
 def _time(t) -> float:
-    t = float(t)
+    t = check_real(t, "t", allow_inf=True)
     if math.isnan(t) or t < 0:
         raise ValueError(f"t must be >= 0 (np.inf for the end of training), got {t}")
     return t
@@ -448,11 +511,7 @@ def N_t(H, y, t=np.inf) -> np.ndarray:
         >>> np.allclose(N + N.T, np.outer(a, a))
         True
     """
-    H = np.asarray(H, dtype=np.float64)
-    if H.ndim != 2 or H.shape[0] != H.shape[1]:
-        raise ValueError(f"H must be a square matrix, got shape {H.shape}")
-    if not np.all(np.isfinite(H)):
-        raise ValueError("H contains NaN or inf")
+    H, _ = check_kernel_pair(H, name_train="H")
     Y = _labels(y, H.shape[0])
     lam, P = _eig_train(H)
     return _N_from_eig(lam, P, Y, _time(t))
@@ -460,13 +519,13 @@ def N_t(H, y, t=np.inf) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the kernel
 def _inputs(X, name):
-    X = np.asarray(X, dtype=np.float64)
+    X = as_float_array(X, name)
     if X.ndim < 2:
         raise ValueError(f"{name} must have shape (n, d) (or (n, H, W, C), flattened), got {X.shape}")
-    X = X.reshape(X.shape[0], math.prod(X.shape[1:]))
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return X
+    d = math.prod(X.shape[1:])
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {X.shape})")
+    return X.reshape(X.shape[0], d)
 
 
 INITS = ("standard", "antisymmetric")
@@ -550,12 +609,10 @@ def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=No
         raise ValueError(f"X_test has {X_test.shape[1]} features, X_train {d}")
     Y = _labels(y, n)
     t = _time(t)
-    width = float(width)
-    if not (width > 0 and math.isfinite(width)):
-        raise ValueError(f"width must be a positive number, got {width}")
-    if int(samples) != samples or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples}")
-    samples = int(samples)
+    width = check_real(width, "width", positive=True)
+    samples = check_int(samples, "samples")
+    seed = check_seed(seed, allow_generator=True)
+    chunk = check_int(chunk, "chunk", allow_none=True)
 
     H = two_layer_ntk(X_train)
     K_test = two_layer_ntk(X_test, X_train)
@@ -683,12 +740,18 @@ def trained_drift(X, y, width, *, draws, t, init="standard", seed=0, step=0.5, b
     t = _time(t)
     if not (t > 0 and math.isfinite(t)):
         raise ValueError(f"t must be a finite training time > 0, got {t}")
-    if int(width) != width or width < 1 or (init == "antisymmetric" and width % 2):
-        raise ValueError(f"width must be a positive integer (even for 'antisymmetric'), got {width}")
-    if int(draws) != draws or draws < 1:
-        raise ValueError(f"draws must be a positive integer, got {draws}")
-    if not (step > 0 and math.isfinite(step)):
-        raise ValueError(f"step must be a positive number, got {step}")
+    try:
+        m = check_int(width, "width")
+    except ValueError:
+        m = None
+    if m is None or (init == "antisymmetric" and m % 2):
+        raise ValueError(f"width must be a positive integer (even for 'antisymmetric'), got "
+                         f"{width!r}")
+    width = m
+    draws = check_int(draws, "draws")
+    step = check_real(step, "step", positive=True)
+    batch = check_int(batch, "batch")
+    seed = check_seed(seed)
     lam_max = np.linalg.eigvalsh(two_layer_ntk(X))[-1]
     steps = max(int(math.ceil(t * lam_max / (n * step))), 1)
     dt = t / steps
@@ -745,9 +808,23 @@ def drift_experiment(X, y, widths, *, draws, t, inits=INITS, samples=200_000, se
     """
     X = _inputs(X, "X")
     inits = [_check_init(i) for i in ([inits] if isinstance(inits, str) else inits)]
-    widths = [int(w) for w in widths]
+    if not inits:
+        raise ValueError("inits must name at least one initialisation")
+    try:
+        widths = [check_int(w, "widths") for w in widths]
+    except TypeError:
+        raise ValueError(f"widths must be a sequence of positive integers, got {widths!r}") \
+            from None
+    except ValueError:
+        raise ValueError(f"widths must hold positive integers, got {list(widths)}") from None
     if not widths:
         raise ValueError("widths must name at least one width")
+    draws = check_int(draws, "draws")
+    samples = check_int(samples, "samples")
+    seed = check_seed(seed)
+    level = check_real(level, "level")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     H = two_layer_ntk(X)
     pred = {i: nth_kernel(X, y, X[:1], width=1.0, t=t, samples=samples, seed=seed + 1,
                           init=i)[0] - H for i in set(inits) | {"antisymmetric"}}

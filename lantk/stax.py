@@ -16,6 +16,11 @@ All three run with JAX's 64-bit mode on, whatever the global setting (see :mod:`
 arrays; with x64 off globally, JAX computes on those in float32, so take ``np.asarray`` of a
 result (or call :func:`lantk.enable_x64`) before further ``jnp`` arithmetic in float64.
 
+Bad arguments fail when the layer is built, with a ``ValueError`` that names them (a width
+``Dense(0)``, a filter shape, strides, a padding name, a NaN scale); ``apply_fn`` checks the
+parameters it is given against the layer (``params[i] (layer i of serial): ...`` when they
+come from another architecture or other inputs).
+
 ``kernel_fn.spec`` is a stable string describing the architecture and every hyper-parameter
 (a Python expression in these layer names), suitable as a cache key.
 

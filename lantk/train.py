@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lantk._checks import no_progress
+from lantk._checks import check_int, check_seed, encode_labels, no_progress
 from lantk._x64 import x64
 from lantk.regression import predict_labels
 
@@ -58,22 +58,15 @@ class TrainResult:
         return float(self.history[-1][key])
 
 
-def _targets(y: np.ndarray):
-    """±1 labels -> (targets (n,1), binary=True); integer labels -> (centred one-hot, False)."""
+def _targets(y: np.ndarray, name: str = "y_train"):
+    """±1 labels -> (targets (n,1), binary=True); integer labels -> (centred one-hot, False),
+    through the package's one label encoder (:func:`lantk._checks.encode_labels`)."""
     y = np.asarray(y)
     if y.ndim != 1:
-        raise ValueError(f"labels must be 1-d, got shape {y.shape}")
-    vals = set(np.unique(y).tolist())
-    if vals <= {-1.0, 1.0}:
-        if len(vals) != 2:
-            raise ValueError("binary labels must contain both -1 and +1")
-        return y.astype(np.float32)[:, None], True
-    if not np.all(np.equal(np.mod(y, 1), 0)) or y.min() < 0:
-        raise ValueError("labels must be ±1 (binary) or class indices 0..C-1 (multi-class)")
-    C = int(y.max()) + 1
-    Y = np.full((len(y), C), -1.0 / C, dtype=np.float32)
-    Y[np.arange(len(y)), y.astype(int)] += 1.0
-    return Y, False
+        raise ValueError(f"{name} must be a 1-d vector of labels (±1 or class indices 0..C-1), "
+                         f"got shape {y.shape}")
+    lab = encode_labels(y, name)
+    return lab.Y.reshape(len(y), -1).astype(np.float32), lab.binary
 
 
 def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
@@ -84,17 +77,60 @@ def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
 
 @x64
 def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
-    """Network outputs on ``x`` in batches, as a float64 NumPy array."""
+    """Network outputs on ``x`` in batches, as a float64 NumPy array (``(0, O)`` for no
+    inputs)."""
+    batch_size = check_int(batch_size, "batch_size")
+    x = _inputs(x, "x")
+    if len(x) == 0:
+        out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1,) + x.shape[1:],
+                                                                    jnp.float32))
+        return np.zeros((0,) + tuple(out.shape[1:]))
     f = jax.jit(apply_fn)
     outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch_size], jnp.float32)))
             for i in range(0, len(x), batch_size)]
     return np.concatenate(outs).astype(np.float64)
 
 
-def _positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+def _inputs(X, name: str, dtype=np.float32) -> np.ndarray:
+    """Inputs ``(n, ...)`` as a finite ``dtype`` array with a batch axis and features."""
+    try:
+        X = np.asarray(X, dtype=dtype)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{name} must be a numeric array ({e})") from None
+    if X.ndim < 2:
+        raise ValueError(f"{name} must have a batch axis and features, shape (n, d) or "
+                         f"(n, H, W, C); got shape {X.shape}")
+    if 0 in X.shape[1:]:
+        raise ValueError(f"{name} has no features (shape {X.shape})")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return X
+
+
+def _probe(probe, probe_epochs, shape: tuple, epochs: int):
+    """The probe inputs (float64, same input shape as X_train) and the set of epochs at
+    which to record the empirical NTK, each an integer in ``[0, epochs]``."""
+    try:
+        wanted = [check_int(e, "probe_epochs", minimum=0) for e in probe_epochs]
+    except TypeError:
+        raise ValueError(f"probe_epochs must be a sequence of epochs, got {probe_epochs!r}") \
+            from None
+    except ValueError:
+        raise ValueError(f"probe_epochs must hold integer epochs in [0, epochs], got "
+                         f"{probe_epochs!r}") from None
+    if any(e > epochs for e in wanted):
+        raise ValueError(f"probe_epochs {sorted(wanted)} go beyond epochs = {epochs}")
+    if probe is None:
+        if wanted:
+            raise ValueError("probe_epochs are given but probe is None: pass the probe inputs "
+                             "on which to record the empirical NTK")
+        return None, frozenset()
+    p = _inputs(probe, "probe", np.float64)
+    if p.shape[1:] != shape:
+        raise ValueError(f"probe has inputs of shape {p.shape[1:]}, X_train {shape}")
+    if len(p) == 0:
+        raise ValueError("probe is empty")
+    return p, frozenset(wanted)
 
 
 def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
@@ -104,11 +140,11 @@ def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
         return None, None
     if X is None or y is None:
         raise ValueError(f"X_{name} and y_{name} go together: got only one of them")
-    X = np.asarray(X, dtype=np.float32)
+    X = _inputs(X, f"X_{name}")
     if X.shape[1:] != shape:
         raise ValueError(f"X_{name} has inputs of shape {X.shape[1:]}, X_train {shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"X_{name} contains NaN or inf")
+    if len(X) == 0:
+        raise ValueError(f"X_{name} is empty")
     y = np.asarray(y)
     if y.shape != (len(X),):
         raise ValueError(f"X_{name} has {len(X)} rows but y_{name} has shape {y.shape}")
@@ -172,30 +208,37 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     """
     from tqdm import tqdm
 
+    if isinstance(arch, (str, bytes)) or not hasattr(arch, "__len__") or len(arch) != 3 or \
+            not (callable(arch[0]) and callable(arch[1])):
+        raise ValueError("arch must be an (init_fn, apply_fn, kernel_fn) triple from lantk.stax "
+                         f"or lantk.archs, got {type(arch).__name__}")
     init_fn, apply_fn, _ = arch
-    X_train = np.asarray(X_train, dtype=np.float32)
-    if not np.all(np.isfinite(X_train)):
-        raise ValueError("X_train contains NaN or inf")
+    X_train = _inputs(X_train, "X_train")
+    if len(X_train) == 0:
+        raise ValueError("X_train is empty")
     y_train = np.asarray(y_train)
     if y_train.dtype.kind not in "biuf":
         raise ValueError(f"y_train must be numeric (±1 or class indices 0..C-1), got dtype "
                          f"{y_train.dtype}")
     if len(X_train) != len(y_train):
         raise ValueError(f"X_train has {len(X_train)} rows but y_train has {len(y_train)} labels")
-    epochs = _positive_int(epochs, "epochs")
-    batch_size = _positive_int(batch_size, "batch_size")
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
     if patience is not None:
-        patience = _positive_int(patience, "patience")
+        patience = check_int(patience, "patience")
         if X_val is None:
             raise ValueError("patience needs a validation split (X_val, y_val)")
     if eval_every is not None:
-        eval_every = _positive_int(eval_every, "eval_every")
+        eval_every = check_int(eval_every, "eval_every")
     try:
         lr = float(lr)
     except (TypeError, ValueError):
         raise ValueError(f"lr must be a positive number, got {lr!r}") from None
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr}")
+    seed = check_seed(seed)
+    probe, probe_epochs = _probe(probe, probe_epochs, X_train.shape[1:], epochs)
+    probe_batch_size = check_int(probe_batch_size, "probe_batch_size", allow_none=True)
     Y, binary = _targets(y_train)
     X_test, y_test = _eval_set(X_test, y_test, "test", X_train.shape[1:], binary, Y.shape[1])
     X_val, y_val = _eval_set(X_val, y_val, "val", X_train.shape[1:], binary, Y.shape[1])
@@ -248,7 +291,7 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
                      else f"fixed: {epochs} epochs")})
 
     def record_probe(epoch, p):
-        if probe is not None and epoch in set(probe_epochs):
+        if probe is not None and epoch in probe_epochs:
             from lantk.empirical import empirical_ntk
 
             p64 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p)

@@ -1,4 +1,4 @@
-"""The book: every chapter of _toc.yml executes (quick profile, cached in runs/quick), nbval
+"""The book: every chapter of _toc.yml executes (smoke profile, cached in runs/smoke), nbval
 re-checks the marked outputs, the HTML builds with warnings as errors, and a headless
 Chromium sees each page render: title, equations typeset by the local MathJax, images
 loaded, captions on figures, no error output.
@@ -24,7 +24,7 @@ import pytest
 from lantk import runner
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILE = "quick"
+PROFILE = "smoke"
 CHROMIUM = os.environ.get("LANTK_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("LANTK_CHROMEDRIVER", "/usr/bin/chromedriver")
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.book
 
 
 def _toc_sources():
-    return [runner._chapter_source(e, ROOT) for e in runner.toc_chapters(ROOT)]
+    return [runner.chapter_source(e, ROOT) for e in runner.toc_chapters(ROOT)]
 
 
 def _title(source: Path) -> str:
@@ -46,15 +46,15 @@ def _title(source: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def quick_book():
-    """Execute (cached) and build the quick book once for the session."""
+def smoke_book():
+    """Execute (cached) and build the smoke book once for the session."""
     out = runner.build_book(PROFILE, root=ROOT, progress=False)
     return out
 
 
 @pytest.fixture(scope="session")
-def html_dir(quick_book) -> Path:
-    return Path(quick_book["index"]).parent
+def html_dir(smoke_book) -> Path:
+    return Path(smoke_book["index"]).parent
 
 
 def _page(html_dir: Path, source: Path) -> Path:
@@ -69,7 +69,7 @@ def test_toc_lists_intro_first_and_execution_last():
         if runner.is_executable(nb):
             params = runner.chapter_parameters(nb)
             assert "profile" in params and "output_dir" in params, src
-            assert params["output_dir"] == "." and params["profile"] == "quick", src
+            assert params["output_dir"] == "." and params["profile"] == "default", src
 
 
 def test_config_for_a_direct_jupyter_book_build():
@@ -87,8 +87,8 @@ def test_config_for_a_direct_jupyter_book_build():
     assert "sphinxcontrib.bibtex" in cfg["sphinx"]["extra_extensions"]
 
 
-def test_every_chapter_ran_and_the_html_exists(quick_book, html_dir):
-    runs = {r.chapter: r for r in quick_book["runs"]}
+def test_every_chapter_ran_and_the_html_exists(smoke_book, html_dir):
+    runs = {r.chapter: r for r in smoke_book["runs"]}
     for src in _toc_sources():
         assert _page(html_dir, src).is_file(), src
         if runner.is_executable(runner.read_chapter(src)):
@@ -98,7 +98,7 @@ def test_every_chapter_ran_and_the_html_exists(quick_book, html_dir):
     assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()  # no CDN
 
 
-def test_execution_chapter_lists_every_other_chapter(quick_book, html_dir):
+def test_execution_chapter_lists_every_other_chapter(smoke_book, html_dir):
     names = [s.stem for s in _toc_sources()
              if runner.is_executable(runner.read_chapter(s)) and s.stem != "execution"]
     rows = runner.execution_rows(ROOT / "runs" / PROFILE, exclude=["execution"])
@@ -136,10 +136,10 @@ def test_internal_links_and_assets_resolve(html_dir):
             assert target.exists(), f"{page.name}: broken link {ref}"
 
 
-def test_nbval_checks_the_marked_outputs(quick_book):
+def test_nbval_checks_the_marked_outputs(smoke_book):
     """nbval re-executes every executed notebook in this environment: no cell may fail, and
     the cells marked # NBVAL_CHECK_OUTPUT must print what the book shows."""
-    notebooks = [str(r.notebook) for r in quick_book["runs"]]
+    notebooks = [str(r.notebook) for r in smoke_book["runs"]]
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
            "--nbval-current-env", "--nbval-sanitize-with",
            str(ROOT / "tests" / "nbval_sanitize.cfg"), "--rootdir", str(ROOT), *notebooks]
@@ -226,7 +226,7 @@ def _wait_for_page(driver, timeout=30.0):
 
 @pytest.mark.parametrize("entry", runner.toc_chapters(ROOT))
 def test_page_renders_in_chromium(entry, browser, html_dir):
-    src = runner._chapter_source(entry, ROOT)
+    src = runner.chapter_source(entry, ROOT)
     page = _page(html_dir, src)
     browser.get(page.as_uri())
     _wait_for_page(browser)

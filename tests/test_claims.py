@@ -116,7 +116,7 @@ CHAPTER = MYST_HEADER + textwrap.dedent('''\
     ```{code-cell} ipython3
     :tags: [parameters]
 
-    profile = "quick"
+    profile = "smoke"
     gap = 0.25
     output_dir = "."
     ```
@@ -157,4 +157,4 @@ def test_a_false_claim_fails_lantk_run_and_lantk_book_naming_it(claims_book, cap
 
     (claims_book / "book" / "ch.md").write_text(CHAPTER.replace("gap = 0.25", "gap = -1.0"))
     with pytest.raises(runner.ChapterError, match="the oracle is at least as accurate"):
-        runner.build_book("quick", root=claims_book, build=False, quiet=True, progress=False)
+        runner.build_book("smoke", root=claims_book, build=False, quiet=True, progress=False)

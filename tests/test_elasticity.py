@@ -1,4 +1,6 @@
 """Local elasticity (spec §6): normalised kernel, relative ratio, label-system comparison."""
+import json
+
 import numpy as np
 import pytest
 
@@ -343,6 +345,123 @@ def test_bad_input():
     with pytest.raises(ValueError, match="returned shape"):
         compare_label_systems(lambda X, y: K[:3, :3], X, fine, {3: 1, 5: -1, 1: 1, 9: -1},
                               {3: 1, 5: -1, 1: 1, 9: -1})
+
+
+_A = {3: 1, 5: 1, 1: -1, 9: -1}
+_B = {3: 1, 1: 1, 5: -1, 9: -1}
+
+
+def _label_kernel(X, fine, system, strength):
+    """An RBF kernel plus ``strength`` on the pairs that share a label under ``system``."""
+    lab = elasticity.binary_labels(system, fine)
+    return _rbf(X, X) + strength * (np.outer(lab, lab) > 0)
+
+
+def test_binary_labels():
+    fine = np.array([3, 5, 1, 9, 3])
+    assert elasticity.binary_labels(_A, fine).tolist() == [1.0, 1.0, -1.0, -1.0, 1.0]
+    assert elasticity.binary_labels(lambda c: 1 if c == 1 else -1, [1, 9]).tolist() == [1.0, -1.0]
+    with pytest.raises(ValueError, match="gives no label"):
+        elasticity.binary_labels({3: 1}, fine)
+
+
+def test_comparison_from_kernels_is_compare_label_systems_on_built_kernels():
+    X, fine = _clusters(per=5)
+    ya, yb = elasticity.binary_labels(_A, fine), elasticity.binary_labels(_B, fine)
+
+    def factory(X, y):
+        return lantk_kernel(_rbf(X, X), oracle_Z(y, y), 0.3)
+
+    want = compare_label_systems(factory, X, fine, _A, _B)
+    got = elasticity.comparison_from_kernels(factory(X, ya), factory(X, yb), fine, _A, _B)
+    np.testing.assert_array_equal(got.sim_a, want.sim_a)
+    np.testing.assert_array_equal(got.sim_b, want.sim_b)
+    np.testing.assert_array_equal(got.normalized_a, want.normalized_a)
+    assert got.follow_interval(n_boot=100) == want.follow_interval(n_boot=100)
+    d = np.diag(_rbf(X, X))
+    got = elasticity.comparison_from_kernels(factory(X, ya), factory(X, yb), fine, _A, _B, diag=d)
+    want = compare_label_systems(factory, X, fine, _A, _B, diag=d)
+    np.testing.assert_array_equal(got.sim_b, want.sim_b)
+    with pytest.raises(ValueError, match="K_b has shape"):
+        elasticity.comparison_from_kernels(factory(X, ya), factory(X, yb)[:3, :3], fine, _A, _B)
+
+
+def test_label_systems_over_training():
+    X, fine = _clusters(per=5)
+    # epoch 0: one kernel for both systems; then each kernel leans more towards its system
+    Ka = {e: _label_kernel(X, fine, _A, 0.1 * e) for e in (0, 2, 4)}
+    Kb = {e: _label_kernel(X, fine, _B, 0.1 * e) for e in (0, 2, 4)}
+    Ka[0] = Kb[0] = _rbf(X, X)
+    dyn = elasticity.label_systems_over_training(Ka, Kb, fine, _A, _B, n_boot=200, seed=1)
+    assert dyn.epochs == [0, 2, 4]
+    assert dyn.follow[0] == {**dyn.follow[0], "estimate": 0.0, "low": 0.0, "high": 0.0}
+    est = [f["estimate"] for f in dyn.follow]
+    assert 0 < est[1] < est[2]
+    for e, c, f in zip(dyn.epochs, dyn.comparisons, dyn.follow):   # each epoch on its own
+        alone = elasticity.comparison_from_kernels(Ka[e], Kb[e], fine, _A, _B)
+        assert f == alone.follow_interval(n_boot=200, seed=1)
+        np.testing.assert_array_equal(c.sim_a, alone.sim_a)
+    assert dyn.first_following_epoch() == 2 and dyn.following_from() == 2
+    # the pair tables over epochs, in the order of pairs(); which pairs share a label
+    pairs = dyn.pairs()
+    assert pairs == [(1, 3), (1, 5), (1, 9), (3, 5), (3, 9), (5, 9)]
+    S = dyn.similarities("A")
+    assert S.shape == (3, 6)
+    k = {c: i for i, c in enumerate(dyn.comparisons[1].classes)}
+    assert S[1, pairs.index((3, 5))] == dyn.comparisons[1].sim_a[k[3], k[5]]
+    assert dyn.alike("A").tolist() == [False, False, True, True, False, False]
+    assert dyn.alike("B").tolist() == [True, False, False, False, False, True]
+    out = dyn.to_dict()
+    json.dumps(out)                          # plain JSON, no NumPy scalars
+    assert out["epochs"] == [0, 2, 4] and out["first_following_epoch"] == 2
+    assert np.array(out["similarity_B"]).shape == (3, 6)
+    with pytest.raises(ValueError, match="'A' or 'B'"):
+        dyn.similarities("C")
+    with pytest.raises(ValueError, match="same epochs"):
+        elasticity.label_systems_over_training(Ka, {0: Kb[0]}, fine, _A, _B)
+
+
+def test_first_following_epoch_and_following_from():
+    def dyn(lows):
+        return elasticity.LabelSystemDynamics(list(range(len(lows))), [None] * len(lows),
+                                              [{"low": lo, "high": 1.0} for lo in lows])
+
+    assert dyn([0.0, -0.1, 0.0]).first_following_epoch() is None
+    assert dyn([0.0, -0.1, 0.0]).following_from() is None
+    assert dyn([0.0, 0.1, -0.1, 0.2, 0.3]).first_following_epoch() == 1
+    assert dyn([0.0, 0.1, -0.1, 0.2, 0.3]).following_from() == 3
+    assert dyn([0.0, 0.1, 0.2, -0.1]).following_from() is None
+
+
+def test_kernel_method_comparison():
+    from lantk import regression
+    from lantk.experiments import paired_difference
+
+    X, y, Xt, yt = _test_train(seed=1, sep=1.0)
+    H, Ht = _rbf(X, X), _rbf(Xt, X)
+    L, Lt = _linear_plus(X, X) + 0.1 * np.eye(len(X)), _linear_plus(Xt, X)
+    net_out = Xt[:, :1] + 0.1                       # a "network": the first coordinate, (b, 1)
+    out = elasticity.kernel_method_comparison(
+        {"rbf": (H, Ht), "linear": (L, Lt)}, y, yt, outputs={"net": net_out},
+        differences=[("rbf", "linear"), ("net", "rbf")])
+    for name, (K, Kt) in {"rbf": (H, Ht), "linear": (L, Lt)}.items():
+        f = regression.kernel_regression(K, Kt, y)
+        assert out["accuracy"][name] == regression.accuracy(yt, f)
+        np.testing.assert_array_equal(out["correct"][name], regression.predict_labels(f) == yt)
+        assert out["jitter"][name] == 0.0
+    assert out["correct"]["net"].dtype == np.int8
+    assert out["accuracy"]["net"] == np.mean(np.where(net_out[:, 0] >= 0, 1.0, -1.0) == yt)
+    assert out["n_test"] == len(yt) and "net" not in out["jitter"]
+    d = out["differences"][1]
+    want = paired_difference(out["correct"]["net"], out["correct"]["rbf"])
+    assert (d["a"], d["b"]) == ("net", "rbf") and d == {"a": "net", "b": "rbf", **want}
+    with pytest.raises(ValueError, match="unknown method 'nope'"):
+        elasticity.kernel_method_comparison({"rbf": (H, Ht)}, y, yt, differences=[("rbf", "nope")])
+    with pytest.raises(ValueError, match=r"\(b,\) or \(b, 1\)"):
+        elasticity.kernel_method_comparison({"rbf": (H, Ht)}, y, yt,
+                                            outputs={"net": np.zeros((len(yt), 2))})
+    with pytest.raises(ValueError, match="length mismatch"):
+        elasticity.kernel_method_comparison({"rbf": (H, Ht)}, y, yt[:-1])
 
 
 def test_module_docstring_examples_run():

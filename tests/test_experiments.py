@@ -212,3 +212,23 @@ def test_evaluate_methods_reports_the_spectrum_and_offers_the_psd_repair():
     assert min(fixed["fjlt-v1"]["relative_min_eigenvalue"]) >= -1e-10
     # FJLT's signed linear model makes K + λZ indefinite at a large enough c
     assert min(plain["fjlt-v1"]["relative_min_eigenvalue"]) < 0
+
+
+def test_width_sweep_matches_nth_kernel_at_each_width_and_both_inits():
+    """The sweep computes the 1/m correction once per initialisation and rescales it; each
+    width's predictions must be those of nth_kernel at that width."""
+    from lantk import nth, regression
+
+    task = experiments.unit_norm(data.binary_task("digits", classes=(3, 5), n_train=40, n_test=30, seed=1))
+    rows = experiments.width_sweep(task, [3, 50], samples=100, train_network=False, seed=2,
+                                   inits=("standard", "antisymmetric"))
+    assert [(r["method"], r["width"]) for r in rows] == [
+        ("nth", 3), ("nth-antisym", 3), ("nth", 50), ("nth-antisym", 50)]
+    for r in rows:
+        init = "standard" if r["method"] == "nth" else "antisymmetric"
+        K_tr, K_te = nth.nth_kernel(task.X_train, task.y_train, task.X_test, width=r["width"],
+                                    samples=100, seed=2, init=init)
+        f = regression.kernel_regression(K_tr, K_te, task.y_train)
+        assert np.array_equal(r["correct"], (np.where(f >= 0, 1.0, -1.0) == task.y_test).astype(np.int8))
+    with pytest.raises(ValueError, match="inits"):
+        experiments.width_sweep(task, [8], inits=("gaussian",))

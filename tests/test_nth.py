@@ -293,7 +293,7 @@ def test_two_layer_ntk_agrees_with_archs():
     ({"y": np.array([0.5, -1.0, 1.0, -1.0])}, "integer"),
     ({"X_train": np.ones(4)}, "shape"),
     ({"X_test": np.ones((2, 5))}, "features"),
-    ({"X_train": np.full((4, 3), np.inf)}, "NaN or inf"),
+    ({"X_train": np.full((4, 3), np.inf)}, "X_train contains inf"),
     ({"width": 0}, "width"),
     ({"width": np.inf}, "width"),
     ({"samples": 0}, "samples"),

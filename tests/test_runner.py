@@ -1,4 +1,5 @@
-"""lantk.runner: parameters, `lantk run`, the run cache and the helpers chapters call.
+"""lantk.book, lantk.results and the lantk.runner compatibility names: parameters, `lantk run`,
+the run plan and cache, and the helpers chapters call.
 
 The tests that execute notebooks use a tiny throwaway book in tmp_path (one chapter, two
 cells), so each execution costs a kernel start-up (a few seconds), not a chapter's compute.
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import MYST_HEADER
 
-from lantk import cli, runner
+from lantk import cli, results, runner
+from lantk.book import chapters, execute, html, records
 
 TINY = MYST_HEADER + textwrap.dedent('''\
 
@@ -23,7 +25,7 @@ TINY = MYST_HEADER + textwrap.dedent('''\
     ```{code-cell} ipython3
     :tags: [parameters]
 
-    profile = "quick"
+    profile = "default"
     n = 3
     label = "a"
     fail = False
@@ -73,7 +75,7 @@ def test_chapter_parameters_parsed_with_ast(tmp_path):
     src.write_text(TINY.replace('fail = False\n', 'fail = False\nx: int = 4\na, b = 1, 2\n'
                                 'sizes = dict(n=3)  # not a literal\n'))
     params = runner.chapter_parameters(src)
-    assert params == {"profile": "quick", "n": 3, "label": "a", "fail": False, "x": 4,
+    assert params == {"profile": "default", "n": 3, "label": "a", "fail": False, "x": 4,
                       "a": (1, 2), "b": (1, 2), "sizes": "dict(n=3)", "output_dir": "."}
 
 
@@ -102,7 +104,7 @@ def test_output_dir_and_contradicting_profile_are_refused(book):
     with pytest.raises(runner.ParameterError, match="--out"):
         runner.run_chapter("tiny", {"output_dir": "/tmp"}, root=book, quiet=True)
     with pytest.raises(runner.ParameterError, match="contradicts"):
-        runner.run_chapter("tiny", {"profile": "paper"}, "quick", root=book, quiet=True)
+        runner.run_chapter("tiny", {"profile": "paper"}, "smoke", root=book, quiet=True)
     with pytest.raises(runner.ParameterError, match="profile"):
         runner.run_chapter("tiny", {}, "huge", root=book, quiet=True)
 
@@ -152,20 +154,20 @@ def test_papermill_reads_every_chapter_parameter_as_lantk_does():
         nb = runner.read_chapter(root / f"{entry}.md")
         if not runner.is_executable(nb):
             continue
-        cell = runner._parameters_cell(nb)
+        cell = chapters.parameters_cell(nb)
         seen = [p.name for p in PythonTranslator.inspect(cell)]
         assert seen == list(runner.chapter_parameters(nb)), entry
 
 
 # --------------------------------------------------------------------------- execution
-def _record(book, profile="quick", run="default"):
+def _record(book, profile="default", run="default"):
     return json.loads((book / "runs" / profile / "tiny" / run / "run.json").read_text())
 
 
 @pytest.mark.slow
 def test_run_writes_notebook_results_and_record(book):
     res = runner.run_chapter("tiny", {"n": 4}, root=book, progress=False, quiet=True)
-    out = book / "runs" / "quick" / "tiny" / runner.run_slug({"n": 4})
+    out = book / "runs" / "default" / "tiny" / runner.run_slug({"n": 4})
     assert out.name.startswith("n=4-")
     assert res.status == "executed" and res.out_dir == out.resolve()
     assert (out / "tiny.ipynb").is_file()
@@ -177,9 +179,9 @@ def test_run_writes_notebook_results_and_record(book):
     # the run's parameters are columns of every table it saves
     assert rows[0] == ["k", "k2", "profile", "n", "label", "fail"]
     assert [r[:2] for r in rows[1:]] == [["0", "0"], ["1", "1"], ["2", "4"], ["3", "9"]]
-    assert rows[1][2:] == ["quick", "4", "a", "False"]
+    assert rows[1][2:] == ["default", "4", "a", "False"]
     rec = _record(book, run=out.name)
-    assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "quick"}
+    assert rec["status"] == "ok" and rec["parameters"] == {"n": 4, "profile": "default"}
     assert rec["device"] in ("CPU",) or rec["device"].startswith(("GPU", "TPU"))
     assert rec["wall_time_s"] > 0 and rec["lantk_version"]
     assert "tiny.json" in rec["files"] and "squares.csv" in rec["files"]
@@ -200,7 +202,7 @@ def test_run_writes_notebook_results_and_record(book):
 
 @pytest.mark.slow
 def test_changed_parameters_get_their_own_run_folder(book):
-    tiny = book / "runs" / "quick" / "tiny"
+    tiny = book / "runs" / "default" / "tiny"
     out1 = tiny / runner.run_slug({"n": 2, "label": "first"})
     rc, stdout, _ = run_cli("run", "tiny", "-p", "n", "2", "-p", "label", "first", cwd=book)
     assert rc == 0 and stdout.strip() == str((out1 / "tiny.ipynb").resolve())
@@ -225,7 +227,7 @@ def test_changed_parameters_get_their_own_run_folder(book):
     kw = {"root": book, "progress": False, "quiet": True}
     runner.run_chapter("tiny", {}, "paper", **kw)
     assert _record(book, "paper")["parameters"] == {"profile": "paper"}
-    assert _record(book, run=out2.name)["parameters"]["n"] == 5  # the quick run is untouched
+    assert _record(book, run=out2.name)["parameters"]["n"] == 5  # the first run is untouched
     runner.run_chapter("tiny", {}, out_dir=book / "elsewhere", **kw)
     assert json.loads((book / "elsewhere" / "tiny.json").read_text())["results"]["n"] == 3
     assert (book / "elsewhere" / "tiny.ipynb").is_file()
@@ -240,7 +242,7 @@ def test_failing_cell_fails_the_command_with_its_error(book):
     assert "tiny: cell In [3] failed with RuntimeError: boom from the tiny chapter" in err
     assert "Traceback" in err and 'raise RuntimeError("boom from the tiny chapter")' in err
     # the failed run's folder says it failed; the default run is untouched and cached
-    failed = runner.read_record(book / "runs" / "quick" / "tiny" / runner.run_slug({"fail": True}))
+    failed = runner.read_record(book / "runs" / "default" / "tiny" / runner.run_slug({"fail": True}))
     assert failed["status"] == "failed" and "boom" in failed["error"]
     assert runner.run_chapter("tiny", {}, **kw).status == "cached"
     with pytest.raises(runner.ChapterError, match="boom"):
@@ -250,7 +252,7 @@ def test_failing_cell_fails_the_command_with_its_error(book):
     src.write_text(src.read_text().replace("fail = False", "fail = True"))
     with pytest.raises(runner.ChapterError, match="boom"):
         runner.run_chapter("tiny", {}, **kw)
-    out = book / "runs" / "quick" / "tiny" / "default"
+    out = book / "runs" / "default" / "tiny" / "default"
     assert not (out / "tiny.json").exists() and not (out / "squares.csv").exists()
     assert runner.read_record(out)["status"] == "failed"
 
@@ -271,7 +273,7 @@ def test_cache_skips_unchanged_and_reruns_on_source_or_lantk_change(book, monkey
     assert runner.run_chapter("tiny", {}, **kw).status == "cached"
 
     # the lantk sources changed (same chapter, same parameters)
-    monkeypatch.setattr(runner, "lantk_source_hash", lambda: "0" * 64)
+    monkeypatch.setattr(execute, "lantk_source_hash", lambda: "0" * 64)
     assert runner.run_chapter("tiny", {}, **kw).status == "executed"
     assert runner.run_chapter("tiny", {}, **kw).status == "cached"
 
@@ -280,27 +282,31 @@ def test_cache_skips_unchanged_and_reruns_on_source_or_lantk_change(book, monkey
 
 
 def test_cache_key_ingredients():
-    base = runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "L")
-    assert base == runner.cache_key("s", {"profile": "quick", "n": 1}, "quick", "L")
-    assert base != runner.cache_key("t", {"n": 1, "profile": "quick"}, "quick", "L")
-    assert base != runner.cache_key("s", {"n": 2, "profile": "quick"}, "quick", "L")
-    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "paper", "L")
-    assert base != runner.cache_key("s", {"n": 1, "profile": "quick"}, "quick", "M")
+    base = runner.cache_key("s", {"n": 1, "profile": "smoke"}, "smoke", "L")
+    assert base == runner.cache_key("s", {"profile": "smoke", "n": 1}, "smoke", "L")
+    assert base != runner.cache_key("t", {"n": 1, "profile": "smoke"}, "smoke", "L")
+    assert base != runner.cache_key("s", {"n": 2, "profile": "smoke"}, "smoke", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "smoke"}, "paper", "L")
+    assert base != runner.cache_key("s", {"n": 1, "profile": "smoke"}, "smoke", "M")
 
 
 def test_lantk_source_hash_covers_the_package(tmp_path, monkeypatch):
-    h = runner.lantk_source_hash()
-    assert len(h) == 64 and h == runner.lantk_source_hash()
+    h = records.lantk_source_hash()
+    assert len(h) == 64 and h == records.lantk_source_hash() == runner.lantk_source_hash()
     # a copy of the package with one changed file hashes differently
     import shutil
 
-    pkg = Path(runner.__file__).parent
+    pkg = Path(records.__file__).parents[1]
+    assert pkg == Path(runner.__file__).parent  # the whole package, lantk/book included
     copy = tmp_path / "lantk"
     shutil.copytree(pkg, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.setattr(runner, "__file__", str(copy / "runner.py"))
-    assert runner.lantk_source_hash() == h
+    monkeypatch.setattr(records, "__file__", str(copy / "book" / "records.py"))
+    assert records.lantk_source_hash() == h
     (copy / "data.py").write_text((copy / "data.py").read_text() + "\n# changed\n")
-    assert runner.lantk_source_hash() != h
+    changed = records.lantk_source_hash()
+    assert changed != h
+    (copy / "book" / "html.py").write_text((copy / "book" / "html.py").read_text() + "\n#\n")
+    assert records.lantk_source_hash() != changed
 
 
 # --------------------------------------------------------------------------- helpers
@@ -347,11 +353,11 @@ def test_save_figure_keeps_the_figure_open(tmp_path):
 def test_execution_rows_from_run_records(tmp_path):
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: book/b\nchapters:\n"
                                        "  - file: book/a\n  - file: book/execution\n")
-    runs = tmp_path / "runs" / "quick"
+    runs = tmp_path / "runs" / "smoke"
     for name, dev in (("a", "GPU: NVIDIA H100 80GB HBM3"), ("b", "CPU"), ("execution", "CPU")):
         (runs / name / "default").mkdir(parents=True)
         (runs / name / "default" / "run.json").write_text(json.dumps({
-            "chapter": name, "profile": "quick", "wall_time_s": 12.345, "device": dev,
+            "chapter": name, "profile": "smoke", "wall_time_s": 12.345, "device": dev,
             "status": "ok",
             "lantk_version": "0.1.0", "lantk_sha256": "abcdef0123456789",
             "started": "2026-01-02T03:04:05+00:00", "key": name, "finished": "x"}))
@@ -362,12 +368,12 @@ def test_execution_rows_from_run_records(tmp_path):
     table = runner.execution_table(runs, exclude=["execution"])
     assert table.splitlines()[0].startswith("| chapter | profile | wall time (s) | device")
     assert len(table.splitlines()) == 4
-    assert runner.default_runs_dir(runs / "execution" / "default", "quick") == runs.resolve()
+    assert runner.default_runs_dir(runs / "execution" / "default", "smoke") == runs.resolve()
     assert runner.execution_table(tmp_path / "none").startswith("*No chapter runs")
     # the summary chapter's key follows the other chapters' records
-    d1 = runner._runs_digest(runs, exclude="execution")
+    d1 = records.runs_digest(runs, exclude="execution")
     (runs / "a" / "default" / "run.json").write_text(json.dumps({"chapter": "a", "key": "new"}))
-    assert runner._runs_digest(runs, exclude="execution") != d1
+    assert records.runs_digest(runs, exclude="execution") != d1
 
 
 # --------------------------------------------------------------------------- runs are data
@@ -399,12 +405,12 @@ def test_annotations_declare_types_where_the_default_is_none(tmp_path):
 
 
 def test_sweep_grid_and_parameter_file(tmp_path):
-    assert runner.sweep_grid({"seed": [0, 1], "c": [0.1, 0.3]}) == [
+    assert cli.sweep_grid({"seed": [0, 1], "c": [0.1, 0.3]}) == [
         {"seed": 0, "c": 0.1}, {"seed": 0, "c": 0.3}, {"seed": 1, "c": 0.1}, {"seed": 1, "c": 0.3}]
     (tmp_path / "p.yaml").write_text("n: 7\nlabel: z\n")
     args = cli.build_parser().parse_args(["run", "tiny", "-f", str(tmp_path / "p.yaml"),
                                           "-p", "n", "1", "2"])
-    assert runner._cli_parameters(args) == [{"label": "z", "n": 1}, {"label": "z", "n": 2}]
+    assert cli._cli_parameters(args) == [{"label": "z", "n": 1}, {"label": "z", "n": 2}]
 
 
 @pytest.mark.slow
@@ -415,7 +421,7 @@ def test_a_sweep_keeps_every_run_and_load_runs_tables_them(book, capsys):
                    "--no-progress"])
     assert rc == 0
     assert "3 of 3 runs succeeded" in capsys.readouterr().err
-    folders = sorted(p.name for p in (book / "runs" / "quick" / "tiny").iterdir())
+    folders = sorted(p.name for p in (book / "runs" / "default" / "tiny").iterdir())
     # n = 3 is the chapter's default: that run is the one the book shows
     assert folders == sorted([runner.run_slug({"n": 1}), runner.run_slug({"n": 2}), "default"])
     df = load_runs("tiny", root=book)
@@ -483,7 +489,7 @@ def test_staged_notebooks_fold_the_parameter_cells_away(tmp_path):
                 nbformat.v4.new_code_cell("print(n)")]
     path = tmp_path / "x.ipynb"
     nbformat.write(nb, str(path))
-    staged = nbformat.reads(runner._staged_notebook(path, tmp_path).decode(), as_version=4)
+    staged = nbformat.reads(html.staged_notebook(path, tmp_path).decode(), as_version=4)
     tags = [c.metadata.get("tags", []) for c in staged.cells]
     assert tags == [["parameters", "hide-input"], ["injected-parameters", "hide-input"],
                     ["parameters", "remove-cell"], []]
@@ -503,3 +509,144 @@ def test_a_chapter_that_reads_another_reruns_when_it_reruns(tmp_path):
     assert runner.run_chapter("reader", {}, **kw).status == "cached"
     runner.run_chapter("tiny", {}, force=True, **kw)
     assert runner.run_chapter("reader", {}, **kw).status == "executed"
+
+
+# --------------------------------------------------------------------------- the run plan
+def test_plan_computes_the_run_and_writes_nothing(book, monkeypatch):
+    plan = execute.plan_run("tiny", {"n": 4}, root=book)
+    out = (book / "runs" / "default" / "tiny" / runner.run_slug({"n": 4})).resolve()
+    assert plan.action == "execute" and not plan.up_to_date
+    assert plan.out_dir == out and plan.notebook == out / "tiny.ipynb" and plan.run == out.name
+    assert plan.parameters == {"n": 4, "profile": "default"}
+    assert plan.all_parameters == {"profile": "default", "n": 4, "label": "a", "fail": False}
+    assert len(plan.key) == 64 and plan.record is None
+    assert not (book / "runs").exists()  # planning wrote nothing
+
+    # a folder holding a successful run under this key: up to date, and executing the plan
+    # returns the recorded run without starting a kernel
+    out.mkdir(parents=True)
+    plan.notebook.write_text("{}")
+    records.write_record(out, {"key": plan.key, "status": "ok", "started": "earlier",
+                               "wall_time_s": 1.5})
+    again = execute.plan_run("tiny", {"n": 4}, root=book)
+    assert again.up_to_date and again.action == "cached" and again.key == plan.key
+    monkeypatch.setattr(execute, "_papermill", lambda *a, **k: pytest.fail("executed"))
+    res = execute.execute_plan(again, quiet=True)
+    assert res.status == "cached" and res.out_dir == out and res.record["started"] == "earlier"
+
+    # --force, a failed record or another key: execute
+    assert execute.plan_run("tiny", {"n": 4}, root=book, force=True).action == "execute"
+    assert execute.plan_run("tiny", {"n": 4}, root=book, extra_key="x").action == "execute"
+    records.write_record(out, {"key": plan.key, "status": "failed"})
+    assert execute.plan_run("tiny", {"n": 4}, root=book).action == "execute"
+
+
+def test_plan_for_changed_parameters_executes_into_their_own_folder(book):
+    base = execute.plan_run("tiny", {}, root=book)
+    assert base.out_dir.name == "default" and base.parameters == {"profile": "default"}
+    assert execute.plan_run("tiny", {"n": 3}, root=book).key == base.key  # = the default
+    other = execute.plan_run("tiny", {"n": 5, "label": "b"}, root=book)
+    assert other.action == "execute" and other.key != base.key
+    assert other.out_dir == (book / "runs" / "default" / "tiny"
+                             / runner.run_slug({"n": 5, "label": "b"})).resolve()
+    paper = execute.plan_run("tiny", {}, "paper", root=book)
+    assert paper.out_dir.parts[-3:] == ("paper", "tiny", "default") and paper.key != base.key
+    elsewhere = execute.plan_run("tiny", {}, root=book, out_dir=book / "elsewhere")
+    assert elsewhere.out_dir == (book / "elsewhere").resolve() and elsewhere.key == base.key
+
+
+def test_plan_refuses_a_folder_that_holds_no_run_of_the_chapter(book):
+    foreign = book / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(runner.ParameterError, match="not a run of tiny"):
+        execute.plan_run("tiny", {}, root=book, out_dir=foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_executing_a_plan_writes_where_it_said(book):
+    plan = execute.plan_run("tiny", {"n": 2}, root=book)
+    res = execute.execute_plan(plan, progress=False, quiet=True)
+    assert res.status == "executed" and res.out_dir == plan.out_dir
+    assert res.record["key"] == plan.key and res.record["run"] == plan.run
+    assert json.loads((plan.out_dir / "tiny.json").read_text())["results"]["n"] == 2
+    assert execute.plan_run("tiny", {"n": 2}, root=book).up_to_date
+
+
+# --------------------------------------------------------------------------- module layout
+def test_the_book_machinery_imports_only_the_standard_library():
+    """lantk.book, lantk.results, lantk.runner and lantk._io import nothing outside the
+    standard library (the CLI starts fast and works without the book extra); lantk's own
+    __init__ (JAX) is stubbed out."""
+    code = textwrap.dedent(f"""\
+        import sys, types
+        pkg = types.ModuleType("lantk")
+        pkg.__path__ = [{str(Path(runner.__file__).parent)!r}]
+        pkg.__version__ = "0"
+        sys.modules["lantk"] = pkg
+        before = set(sys.modules)
+        import lantk._io, lantk.book, lantk.results, lantk.runner
+        new = {{m.split(".")[0] for m in set(sys.modules) - before}}
+        print(sorted(new - set(sys.stdlib_module_names) - {{"lantk"}}))
+        """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
+
+
+def test_runner_re_exports_what_chapters_call():
+    from lantk.book import stats
+
+    for name in ("save_results", "save_table", "save_figure", "load_results", "device_info",
+                 "versions"):
+        assert getattr(runner, name) is getattr(results, name), name
+    for name in ("default_runs_dir", "execution_rows", "execution_table"):
+        assert getattr(runner, name) is getattr(stats, name), name
+    assert runner.run_chapter is execute.run_chapter and results.save_json is results.save_results
+    for name in runner.__all__:
+        assert hasattr(runner, name), name
+
+
+def test_atomic_write_follows_the_umask_and_leaves_nothing_on_failure(tmp_path):
+    import os
+    import stat
+
+    from lantk._io import atomic_write
+
+    old = os.umask(0o027)
+    try:
+        path = atomic_write(tmp_path / "new" / "a.bin", b"one")
+    finally:
+        os.umask(old)
+    assert path.read_bytes() == b"one" and stat.S_IMODE(path.stat().st_mode) == 0o640
+    atomic_write(path, lambda f: f.write(b"two"))
+    assert path.read_bytes() == b"two"
+
+    def broken(f):
+        f.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, broken)
+    assert path.read_bytes() == b"two" and sorted(os.listdir(path.parent)) == ["a.bin"]
+
+
+@pytest.mark.parametrize("annotation, expected", [
+    ("int | None", (int, type(None))), ("Optional[int]", (int, type(None))),
+    ("typing.Optional[float]", (float, type(None))), ("Union[int, str]", (int, str)),
+    ('"Optional[int]"', (int, type(None))), ("'int | None'", (int, type(None))),
+    ("list[int] | None", (list, type(None))), ("list", (list,)), ("None | str", (type(None), str)),
+])
+def test_annotations_of_every_spelling_declare_types(tmp_path, annotation, expected):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace("fail = False\n", f"fail = False\nsize: {annotation} = None\n"))
+    assert runner.parameter_types(src)["size"] == expected
+
+
+@pytest.mark.parametrize("annotation", ["np.ndarray", "Callable[[int], int]", "int | Foo",
+                                        "Optional[Foo]"])
+def test_annotations_naming_other_types_declare_nothing(tmp_path, annotation):
+    src = tmp_path / "c.md"
+    src.write_text(TINY.replace("fail = False\n", f"fail = False\nsize: {annotation} = None\n"))
+    assert "size" not in runner.parameter_types(src)
