@@ -37,7 +37,7 @@ def test_params_for_other_inputs_or_a_truncated_tree():
 
 
 def test_params_leaves_must_be_finite_floats():
-    nan = jax.tree_util.tree_map(lambda p: p * np.nan, FC_PARAMS)
+    nan = jax.tree_util.tree_map(lambda p: np.asarray(p) * np.nan, FC_PARAMS)
     with pytest.raises(ValueError, match=r"params\[1\]\[0\] contains NaN or infinite"):
         empirical.empirical_ntk(FC_APPLY, nan, X)
     ints = jax.tree_util.tree_map(lambda p: jnp.asarray(p, jnp.int32), FC_PARAMS)
