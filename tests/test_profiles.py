@@ -36,7 +36,7 @@ def test_every_configured_chapter_declares_what_its_config_resolves(name):
             assert p in types and type(None) in types[p], f"{name}: {p} has no declared type"
     text = source.read_text()
     assert f"profiles.{profiles.CONFIGS[name].__name__}.resolve(" in text
-    assert ".show()" in text
+    assert ".show(output_dir)" in text
 
 
 def test_every_experiment_chapter_has_a_config():
