@@ -434,6 +434,8 @@ class Generalisation(ChapterConfig):
     epochs: int = 4
     patience: int = 5
     cnn_k: int = 4
+    cnn_lr: float = 3e-4
+    cnn_batch_size: int = 128
     mc_n_train: int = 250
     mc_n_val: int = 100
     mc_n_test: int = 200
@@ -459,7 +461,8 @@ class Generalisation(ChapterConfig):
         # every training image of each pair (validation carved from it) and every test image;
         # the trained CNN is paper_cnn(1) (16/32/64 channels): paper_cnn(4) is 6x slower here
         "default": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
-                        n_val=100, n_test=None, seeds=[0], epochs=40, patience=5, cnn_k=1,
+                        n_val=100, n_test=None, seeds=[0], epochs=40, patience=8, cnn_k=1,
+                        cnn_lr=1e-3, cnn_batch_size=32,
                         mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=40,
                         mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
                         mnist_n_train=1000, mnist_n_val=200, mnist_n_test=500, mnist_seeds=[0],
