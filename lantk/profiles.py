@@ -56,10 +56,13 @@ class ChapterConfig:
     profile: str = DEFAULT_PROFILE
     dataset: str = EMBEDDED
     notes: tuple = field(default=(), compare=False)
+    fallbacks: tuple = field(default=(), compare=False)  # datasets wanted but not found
 
     PRESETS: ClassVar[dict] = {}
     CHAPTER: ClassVar[str] = ""
     FALLBACK: ClassVar = None  # settings on the embedded digits (None: the smoke preset's)
+    # further dataset fields: field -> (its settings on the embedded digits, the note's start)
+    EXTRA_DATASETS: ClassVar[dict] = {}
     WHY: ClassVar[str] = ("On the 8×8 digits the kernels are at or near their ceiling, so the "
                           "differences between methods this chapter measures are too small to "
                           "tell from noise.")
@@ -67,7 +70,8 @@ class ChapterConfig:
     @classmethod
     def fields(cls) -> dict:
         """Field name -> annotation string, without the bookkeeping fields."""
-        return {f.name: f.type for f in dataclasses.fields(cls) if f.name not in ("notes",)}
+        return {f.name: f.type for f in dataclasses.fields(cls)
+                if f.name not in ("notes", "fallbacks")}
 
     @classmethod
     def resolve(cls, profile: str, **overrides):
@@ -81,16 +85,21 @@ class ChapterConfig:
                              f"settings: {', '.join(sorted(names - {'profile'}))}")
         given = {k: v for k, v in overrides.items() if v is not None}
         values = {**cls.PRESETS[profile], **given, "profile": profile}
-        notes = []
-        preferred = values.get("dataset", EMBEDDED)
-        values["dataset"] = _choose(preferred, "dataset" in given, notes)
-        if values["dataset"] != preferred:  # the embedded fallback has its own sizes
-            fallback = cls.fallback()
-            values.update({**fallback, **given, "profile": profile, "dataset": EMBEDDED})
+        notes, missing = [], []
+        sections = {"dataset": (cls.fallback(), "on the embedded digits this chapter uses its "
+                                                "fallback settings: "),
+                    **cls.EXTRA_DATASETS}
+        for key, (fallback, says) in sections.items():
+            preferred = values.get(key, getattr(cls, key))
+            values[key] = _choose(preferred, key in given, notes)
+            if values[key] == preferred:
+                continue
+            missing.append(preferred)   # the embedded fallback has its own sizes
+            fallback = {k: v for k, v in fallback.items() if k not in given}
+            values.update(fallback)
             if fallback:
-                notes.append("on the embedded digits this chapter uses its fallback settings: "
-                             + ", ".join(f"{k} = {_fmt(v)}" for k, v in fallback.items()))
-        cfg = cls(**values)
+                notes.append(says + ", ".join(f"{k} = {_fmt(v)}" for k, v in fallback.items()))
+        cfg = cls(**values, fallbacks=tuple(dict.fromkeys(missing)))
         return cfg._capped(notes)
 
     def _capped(self, notes: list):
@@ -103,6 +112,7 @@ class ChapterConfig:
     def asdict(self) -> dict:
         d = dataclasses.asdict(self)
         d["notes"] = list(self.notes)
+        del d["fallbacks"]   # recorded as fell_back where it is saved
         return d
 
     def table(self):
@@ -115,7 +125,7 @@ class ChapterConfig:
     @property
     def fell_back(self) -> list:
         """The datasets this run wanted but did not find (it used the embedded digits)."""
-        return [n.split(" was not found")[0] for n in self.notes if " was not found" in n]
+        return list(self.fallbacks)
 
     def notice(self) -> str | None:
         """The warning a rendered page shows when the run fell back to the embedded digits:
@@ -369,43 +379,24 @@ class Intro(ChapterConfig):
                       motivation_n_train=2000, motivation_n_test=None, depths=[3, 4, 6, 11, 21],
                       gap_depth=6, cnn_width=128, epochs=40),
     }
-    MOTIVATION_FALLBACK: ClassVar[dict] = dict(motivation_n_train=250, motivation_n_test=250)
-
-    @classmethod
-    def resolve(cls, profile, **overrides):
-        given = {k: v for k, v in overrides.items() if v is not None}
-        cfg = super().resolve(profile, **{k: v for k, v in given.items()
-                                          if k != "motivation_dataset"})
-        notes = list(cfg.notes)
-        preferred = given.get("motivation_dataset", cfg.motivation_dataset)
-        mds = _choose(preferred, "motivation_dataset" in given, notes)
-        changes = dict(motivation_dataset=mds)
-        if mds != preferred:
-            fb = {k: v for k, v in cls.MOTIVATION_FALLBACK.items() if k not in given}
-            changes.update(fb)
-            if fb:
-                notes.append("the ten-class comparison on the embedded digits uses "
-                             + ", ".join(f"{k} = {_fmt(v)}" for k, v in fb.items()))
-        cfg = dataclasses.replace(cfg, **changes)
-        ten = list(range(10))
-        per = cfg.motivation_n_train
-        changes = dict(
-            motivation_n_train=cap_balanced(mds, ten, "train", per, notes,
-                                            "ten-class training images"),
-            motivation_n_test=cap_balanced(mds, ten, "test", cfg.motivation_n_test, notes,
-                                           "ten-class test images"))
-        return dataclasses.replace(cfg, **changes, notes=tuple(notes))
+    EXTRA_DATASETS: ClassVar[dict] = {"motivation_dataset": (
+        dict(motivation_n_train=250, motivation_n_test=250),
+        "the ten-class comparison on the embedded digits uses ")}
 
     @classmethod
     def fallback(cls) -> dict:  # the binary task is on the digits in every profile
         return {}
 
     def _capped(self, notes):
-        c = list(self.classes)
+        c, mds, ten = list(self.classes), self.motivation_dataset, list(range(10))
         return dataclasses.replace(
             self, classes=c,
             n_train=cap_balanced(self.dataset, c, "train", self.n_train, notes, "training images"),
             n_test=cap_balanced(self.dataset, c, "test", self.n_test, notes, "test images"),
+            motivation_n_train=cap_balanced(mds, ten, "train", self.motivation_n_train, notes,
+                                            "ten-class training images"),
+            motivation_n_test=cap_balanced(mds, ten, "test", self.motivation_n_test, notes,
+                                           "ten-class test images"),
             notes=tuple(notes))
 
 
@@ -482,37 +473,9 @@ class Generalisation(ChapterConfig):
                                            [8, 9], [1, 8], [2, 3], [5, 9]],
                                     n_train=30, n_val=20, n_test=None, mc_n_train=200,
                                     mc_n_val=100, mc_n_test=None)
-    MNIST_FALLBACK: ClassVar[dict] = dict(mnist_n_train=160, mnist_n_val=60, mnist_n_test=80)
-
-    @classmethod
-    def resolve(cls, profile, **overrides):
-        given = {k: v for k, v in overrides.items() if v is not None}
-        cfg = super().resolve(profile, **{k: v for k, v in given.items() if k != "mnist_dataset"})
-        notes = list(cfg.notes)
-        preferred = given.get("mnist_dataset", cfg.mnist_dataset)
-        mds = _choose(preferred, "mnist_dataset" in given, notes)
-        changes = dict(mnist_dataset=mds)
-        if mds != preferred:
-            fb = {k: v for k, v in cls.MNIST_FALLBACK.items() if k not in given}
-            changes.update(fb)
-            notes.append("the two-layer section on the embedded digits uses "
-                         + ", ".join(f"{k} = {_fmt(v)}" for k, v in fb.items()))
-        cfg = dataclasses.replace(cfg, **changes)
-        n_val = {}
-        for p in cfg.mnist_pairs:
-            n_val[tuple(p)] = cap_balanced(mds, p, "train", cfg.mnist_n_val, notes,
-                                           f"two-layer validation images of pair {p}")
-        v = min(n_val.values()) if cfg.mnist_n_val else cfg.mnist_n_val
-        tr = cfg.mnist_n_train
-        te = cfg.mnist_n_test
-        for p in cfg.mnist_pairs:
-            tr = cap_balanced(mds, p, "train", tr, notes, f"two-layer training images of pair {p}",
-                              reserve=v or 0)
-            te = cap_balanced(mds, p, "test", te, notes, f"two-layer test images of pair {p}")
-        return dataclasses.replace(cfg, mnist_n_val=v, mnist_n_train=tr, mnist_n_test=te,
-                                   pairs=[list(p) for p in cfg.pairs],
-                                   mnist_pairs=[list(p) for p in cfg.mnist_pairs],
-                                   notes=tuple(notes))
+    EXTRA_DATASETS: ClassVar[dict] = {"mnist_dataset": (
+        dict(mnist_n_train=160, mnist_n_val=60, mnist_n_test=80),
+        "the two-layer section on the embedded digits uses ")}
 
     def _capped(self, notes):
         from lantk import data
@@ -533,9 +496,21 @@ class Generalisation(ChapterConfig):
         mc_train = cap_balanced(ds, ten, "train", self.mc_n_train, notes,
                                 "ten-class training images", reserve=mc_val or 0)
         mc_test = cap_balanced(ds, ten, "test", self.mc_n_test, notes, "ten-class test images")
+        mds, pairs2 = self.mnist_dataset, self.mnist_pairs
+        v = self.mnist_n_val
+        if v:
+            v = min(cap_balanced(mds, p, "train", v, notes,
+                                 f"two-layer validation images of pair {p}") for p in pairs2)
+        tr, te = self.mnist_n_train, self.mnist_n_test
+        for p in pairs2:
+            tr = cap_balanced(mds, p, "train", tr, notes, f"two-layer training images of pair {p}",
+                              reserve=v or 0)
+            te = cap_balanced(mds, p, "test", te, notes, f"two-layer test images of pair {p}")
         return dataclasses.replace(self, n_val=n_val, n_train=n_train, n_test=n_test,
                                    mc_n_val=mc_val, mc_n_train=mc_train, mc_n_test=mc_test,
-                                   notes=tuple(notes))
+                                   mnist_n_val=v, mnist_n_train=tr, mnist_n_test=te,
+                                   pairs=[list(p) for p in self.pairs],
+                                   mnist_pairs=[list(p) for p in pairs2], notes=tuple(notes))
 
 
 @_register
@@ -608,9 +583,9 @@ def wanted_datasets(profile: str, chapters=None) -> list:
     names = CONFIGS if chapters is None else [c for c in chapters if c in CONFIGS]
     wanted = []
     for name in names:
-        preset = CONFIGS[name].PRESETS[profile]
-        for key in ("dataset", "mnist_dataset", "motivation_dataset"):
-            ds = preset.get(key, getattr(CONFIGS[name], key, None))
+        cls = CONFIGS[name]
+        for key in ("dataset", *cls.EXTRA_DATASETS):
+            ds = cls.PRESETS[profile].get(key, getattr(cls, key))
             if isinstance(ds, str) and ds != EMBEDDED and ds not in wanted:
                 wanted.append(ds)
     return sorted(wanted)
