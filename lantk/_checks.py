@@ -166,6 +166,30 @@ def check_seed(seed, name: str = "seed", *, allow_generator: bool = False):
         raise ValueError(f"{name} must be {want}, got {seed!r}") from None
 
 
+def flat_inputs(x, name: str, rows: str = "N") -> np.ndarray:
+    """``(N, ...)`` inputs as a finite float64 ``(N, d)`` matrix (``N = 0`` allowed);
+    ``rows`` names the first axis in the error message."""
+    a = as_float_array(x, name)
+    if a.ndim < 2:
+        raise ValueError(f"{name} must have shape ({rows}, d) or ({rows}, H, W, C), got shape "
+                         f"{a.shape}")
+    d = int(np.prod(a.shape[1:]))
+    if d == 0:
+        raise ValueError(f"{name} has no features (shape {a.shape})")
+    return a.reshape(a.shape[0], d)
+
+
+def check_widths(widths, name: str = "widths") -> list:
+    """A sequence of positive integer widths, as a list of ints (may be empty)."""
+    try:
+        return [check_int(m, name) for m in widths]
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive integers, got {widths!r}") \
+            from None
+    except ValueError:
+        raise ValueError(f"{name} must hold positive integers, got {list(widths)}") from None
+
+
 def check_choice(value, name: str, choices) -> str:
     """``value`` if it is one of the strings ``choices``, else a ``ValueError`` listing them."""
     if not isinstance(value, str) or value not in choices:

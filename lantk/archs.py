@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from lantk import stax
-from lantk._checks import as_float_array, check_int
+from lantk._checks import as_float_array, check_int, flat_inputs
 
 __all__ = ["cnn", "fc", "paper_cnn", "two_layer_relu", "two_layer_relu_kernel"]
 
@@ -160,8 +160,8 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     """
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
-    a = _flat_inputs(x1, "x1")
-    b = a if x2 is None else _flat_inputs(x2, "x2")
+    a = flat_inputs(x1, "x1")
+    b = a if x2 is None else flat_inputs(x2, "x2")
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"x1 and x2 have different dimensions: {a.shape[1]} vs {b.shape[1]}")
     sq1, sq2 = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
@@ -184,12 +184,3 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     return dot * (np.pi - theta) / (2.0 * np.pi) + nngp
 
 
-def _flat_inputs(x, name: str) -> np.ndarray:
-    """``(N, ...)`` inputs as a finite float64 ``(N, d)`` matrix (``N = 0`` allowed)."""
-    a = as_float_array(x, name)
-    if a.ndim < 2:
-        raise ValueError(f"{name} must have shape (N, d) or (N, H, W, C), got shape {a.shape}")
-    d = math.prod(a.shape[1:])
-    if d == 0:
-        raise ValueError(f"{name} has no features (shape {a.shape})")
-    return a.reshape(a.shape[0], d)

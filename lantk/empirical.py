@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lantk import _structured
-from lantk._checks import check_choice, check_int, check_seed, no_progress
+from lantk._checks import check_choice, check_int, check_seed, check_widths, no_progress
 from lantk._x64 import x64
 
 _HIGHEST = jax.lax.Precision.HIGHEST
@@ -381,13 +381,7 @@ def width_study(arch_factory: Callable, x, widths, seeds: int = 3, seed: int = 0
     if not callable(arch_factory):
         raise ValueError(f"arch_factory must be a callable m -> (init_fn, apply_fn, kernel_fn), "
                          f"got {type(arch_factory).__name__}")
-    try:
-        widths = [check_int(m, "widths") for m in widths]
-    except TypeError:
-        raise ValueError(f"widths must be a sequence of positive integers, got {widths!r}") \
-            from None
-    except ValueError:
-        raise ValueError(f"widths must hold positive integers, got {list(widths)}") from None
+    widths = check_widths(widths)
     if len(widths) < 2:
         raise ValueError(f"widths must hold at least two positive widths, got {widths}")
     seeds = check_int(seeds, "seeds")

@@ -124,8 +124,7 @@ def width_sweep(task, widths, *, samples: int = 1000, t: float = np.inf, epochs:
         raise ValueError(f"inits must be a non-empty list of {sorted(names)}, got {inits!r}")
     # The correction of nth_kernel is exactly (1/width) times one Monte Carlo average that does
     # not depend on the width: compute it once per initialisation (width 1), rescale per width.
-    H_tr, H_te = nth.nth_kernel(task.X_train, task.y_train, task.X_test, width=1, t=0,
-                                samples=1, seed=seed)
+    H_tr, H_te = nth.two_layer_ntk(task.X_train), nth.two_layer_ntk(task.X_test, task.X_train)
     corrections, cost = {}, {}
     for init in inits:
         t0 = time.perf_counter()

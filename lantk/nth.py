@@ -73,6 +73,8 @@ from jax.flatten_util import ravel_pytree
 from lantk._checks import (
     as_float_array,
     check_int,
+    check_widths,
+    flat_inputs,
     check_kernel_pair,
     check_lengths,
     check_real,
@@ -519,13 +521,7 @@ def N_t(H, y, t=np.inf) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the kernel
 def _inputs(X, name):
-    X = as_float_array(X, name)
-    if X.ndim < 2:
-        raise ValueError(f"{name} must have shape (n, d) (or (n, H, W, C), flattened), got {X.shape}")
-    d = math.prod(X.shape[1:])
-    if d == 0:
-        raise ValueError(f"{name} has no features (shape {X.shape})")
-    return X.reshape(X.shape[0], d)
+    return flat_inputs(X, name, rows="n")
 
 
 INITS = ("standard", "antisymmetric")
@@ -810,13 +806,7 @@ def drift_experiment(X, y, widths, *, draws, t, inits=INITS, samples=200_000, se
     inits = [_check_init(i) for i in ([inits] if isinstance(inits, str) else inits)]
     if not inits:
         raise ValueError("inits must name at least one initialisation")
-    try:
-        widths = [check_int(w, "widths") for w in widths]
-    except TypeError:
-        raise ValueError(f"widths must be a sequence of positive integers, got {widths!r}") \
-            from None
-    except ValueError:
-        raise ValueError(f"widths must hold positive integers, got {list(widths)}") from None
+    widths = check_widths(widths)
     if not widths:
         raise ValueError("widths must name at least one width")
     draws = check_int(draws, "draws")
