@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from lantk import __version__
@@ -224,9 +223,7 @@ def fetch_book_data(profile: str, chapters=None, *, offline: bool = False) -> di
     wanted = profiles.wanted_datasets(profile, chapters)
     if not wanted:
         return {}
-    if offline:
-        os.environ["LANTK_OFFLINE"] = "1"
-    return data.ensure_book_data(wanted)
+    return data.ensure_book_data(wanted, offline=True if offline else None)
 
 
 def _cmd_run(args) -> int:

@@ -997,7 +997,7 @@ def _offline() -> bool:
 
 def ensure_book_data(datasets=("mnist", "cifar10"), root: str | os.PathLike | None = None, *,
                      progress: bool = True, base_urls=None, md5: dict | None = None,
-                     connect_timeout: float = 5.0, stream=None) -> dict:
+                     connect_timeout: float = 5.0, stream=None, offline: bool | None = None) -> dict:
     """Make the book's real datasets available if possible; never raises for a failed download.
 
     Each dataset not found under the data root is fetched (official archives, MD5-verified,
@@ -1015,6 +1015,7 @@ def ensure_book_data(datasets=("mnist", "cifar10"), root: str | os.PathLike | No
         md5: expected archive MD5s replacing the official ones (tests, private mirrors).
         connect_timeout: seconds to wait for a mirror to answer.
         stream: where the notice goes (default ``sys.stderr``).
+        offline: download nothing (``None``: ``$LANTK_OFFLINE``).
 
     Returns:
         ``{dataset: bool}``: whether each dataset is available under the root afterwards.
@@ -1027,8 +1028,9 @@ def ensure_book_data(datasets=("mnist", "cifar10"), root: str | os.PathLike | No
     if not missing:
         return status
     out = sys.stderr if stream is None else stream
-    if _offline():
-        print(f"lantk: {', '.join(missing)} not found under {base} and LANTK_OFFLINE=1, so not "
+    if _offline() if offline is None else offline:
+        print(f"lantk: {', '.join(missing)} not found under {base} and offline (--offline or "
+              f"LANTK_OFFLINE=1), so not "
               "downloaded; the book goes on with the embedded digits", file=out)
         return status
     failed, reason = [], ""
