@@ -111,6 +111,17 @@ def check_int(value, name: str, *, minimum: int | None = 1, allow_none: bool = F
     return out
 
 
+def check_rho(rho) -> float:
+    """A ridge ``ρ``: a finite real number ``>= 0``, as a Python ``float``."""
+    try:
+        r = float(rho)
+    except (TypeError, ValueError):
+        raise ValueError(f"rho must be a real number >= 0, got {rho!r}") from None
+    if not np.isfinite(r) or r < 0:
+        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
+    return r
+
+
 def check_real(value, name: str, *, positive: bool = False, nonnegative: bool = False,
                allow_none: bool = False, allow_inf: bool = False):
     """``value`` as a finite Python ``float`` (optionally ``> 0`` or ``>= 0``).

@@ -80,3 +80,18 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without ANSI escape sequences (colours in tracebacks, progress bars)."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+def say(msg: str, quiet: bool) -> None:
+    """One progress line on stderr, unless ``quiet``."""
+    if not quiet:
+        import sys
+
+        print(msg, file=sys.stderr, flush=True)

@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import inspect
-import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -38,21 +37,20 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lantk import label_aware
-from lantk._checks import Labels, encode_labels
+from lantk._checks import Labels, check_rho, encode_labels
 from lantk._x64 import x64
-from lantk.archs import two_layer_relu_kernel
-from lantk.regression import _check_rho, _solve_validated, predict_labels
+from lantk.nth import two_layer_ntk
+from lantk.regression import predict_labels, solve
 
 __all__ = ["VARIANTS", "LANTKClassifier", "two_layer_relu_ntk"]
 
-VARIANTS = ("ntk", "kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2", "nth")
+VARIANTS = ("ntk",) + tuple(m for m in label_aware.METHODS if m != "oracle")
+"""``"ntk"`` and every estimator of :func:`lantk.label_aware.fit_Z` but the oracle (which needs
+the test labels)."""
 
-
-def two_layer_relu_ntk(X1, X2=None) -> np.ndarray:
-    """The closed-form NTK of the two-layer ReLU network (spec §2), float64 NumPy: the same
-    kernel as ``lantk.archs.two_layer_relu()``'s ``kernel_fn`` (``get="ntk"``), from
-    :func:`lantk.archs.two_layer_relu_kernel`."""
-    return two_layer_relu_kernel(X1, X2, "ntk")
+two_layer_relu_ntk = two_layer_ntk
+"""The classifier's default kernel: :func:`lantk.nth.two_layer_ntk` (the one closed form,
+:func:`lantk.archs.two_layer_relu_kernel`), under its historical name here."""
 
 
 class _BlockCache:
@@ -86,8 +84,8 @@ class _BlockCache:
             return self._d[key][0]
         self.misses += 1
         value = compute()
-        size = sum(getattr(v, "nbytes", 0) for v in (value if isinstance(value, tuple)
-                                                        else (value,)))
+        size = sum(getattr(getattr(v, "train", v), "nbytes", 0)  # a ZFit counts its Z
+                   for v in (value if isinstance(value, tuple) else (value,)))
         if size <= self.max_bytes:
             self._d[key] = (value, size)
             while sum(v[1] for v in self._d.values()) > self.max_bytes:
@@ -178,7 +176,7 @@ def _kernel_callable(arch):
     (one with a ``spec``) is computed in tiles by :func:`lantk.kernels.kernel_matrix`, so a
     CIFAR-scale CNN kernel fits in memory."""
     if arch is None:
-        return two_layer_relu_ntk
+        return two_layer_ntk
     if isinstance(arch, (tuple, list)):
         if len(arch) != 3 or not callable(arch[2]):
             raise ValueError("arch must be None, a kernel_fn, or an (init_fn, apply_fn, "
@@ -279,7 +277,7 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
                              f"term), got {self.c!r}")
         if self.variant == "nth" and self.arch is not None:
             raise ValueError("variant 'nth' is the two-layer ReLU hierarchy: arch must be None")
-        return c, _check_rho(self.rho)
+        return c, check_rho(self.rho)
 
     def _inputs(self, X):
         if self.input_shape is None:
@@ -310,12 +308,6 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
             return encode_labels(np.where(idx == 1, 1.0, -1.0), "y")
         return encode_labels(idx, "y", n_classes=len(self.classes_), multiclass=True)
 
-    def _nth(self, X_test):
-        from lantk.nth import nth_kernel
-
-        return nth_kernel(self.X_fit_, self._lab.Y, X_test, width=self.width, t=self.t,
-                          samples=self.samples, seed=self.seed)
-
     # ------------------------------------------------------------------ API
     @x64
     def fit(self, X, y):
@@ -329,48 +321,41 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
                              f"class ({self.classes_[0]!r})")
         self._lab = self._labels(idx)
         self.X_fit_ = X
-        v = self.variant
         self.lambda_ = 0.0
-        self._kr = self._fjlt = None
-        if v == "nth":
-            K, _ = self._nth(X[:1])
-            K = 0.5 * (K + K.T)
-        else:
-            H = self._kernel(X, X)
-            H = 0.5 * (H + H.T)
-            K = H
-            if v != "ntk":
-                Z = self._fit_Z_cached(H, X, rho)
-                self.lambda_ = 0.0 if c == 0 else label_aware.scale_lambda(H, Z, c)
+        self._zfit = None
+        H = self._kernel(X, X)
+        K = H = 0.5 * (H + H.T)
+        if self.variant != "ntk":
+            self._zfit = self._fit_Z_cached(H, X, rho)
+            if not self._zfit.uses_c:        # nth: K + Z, the strength is the width's
+                K = self._zfit.kernel(c)
+            elif c != 0:
+                self.lambda_ = label_aware.scale_lambda(H, self._zfit.train, c)
                 with np.errstate(over="ignore", invalid="ignore"):
-                    K = H + self.lambda_ * Z
+                    K = H + self.lambda_ * self._zfit.train
                 if not np.all(np.isfinite(K)):
                     raise ValueError(f"the label-aware kernel H + λZ has non-finite entries "
                                      f"(c={c:g}, λ={self.lambda_:g}): lower c")
-        self.dual_coef_ = _solve_validated(K, self._lab.Y, rho, name="the kernel matrix",
-                                           stacklevel=3)
+        self.dual_coef_ = solve(K, self._lab.Y, rho, name="the kernel matrix", stacklevel=3)
         return self
 
-    def _fit_Z_cached(self, H, X, rho):
-        """``Z`` on the training pairs (and what predicting it needs), computed once per
-        kernel, data, labels and estimator settings: it does not depend on ``c``."""
-        key = ("Z", _kernel_key(self.arch)[0], self.input_shape, self.variant, self.solver,
-               self.eps, self.seed, rho, _BlockCache.digest(X, self._lab.Y))
-        Z, self._kr, self._fjlt = _CACHE.get(key, lambda: (self._fit_Z(H, X, rho), self._kr,
-                                                          self._fjlt))
-        return Z.copy()
+    def _options(self):
+        if self.variant == "nth":
+            return {"width": self.width, "t": self.t, "samples": self.samples, "seed": self.seed}
+        if self.variant.startswith("fjlt"):
+            return {"solver": self.solver, "eps": self.eps, "seed": self.seed}
+        return {}
 
-    def _fit_Z(self, H, X, rho):
-        kind, ver = self.variant.split("-")
-        if kind == "kr":
-            self._kr = label_aware._kr_coefficients(H, self._lab, ver, rho)
-            Z = np.empty_like(H)
-            label_aware._nw_ratio(H, *self._kr, Z)
-            return Z
-        Z, _, self._fjlt = label_aware.fjlt_estimate(
-            X, self._lab.Y, None, H, None, variant=ver, solver=self.solver, eps=self.eps,
-            seed=self.seed, return_fit=True)
-        return Z
+    def _fit_Z_cached(self, H, X, rho):
+        """The :class:`~lantk.label_aware.ZFit` of this variant, computed once per kernel, data,
+        labels and estimator settings: it does not depend on ``c``."""
+        opts = self._options()
+        if self.variant.startswith("kr"):
+            opts["rho"] = rho
+        key = ("Z", _kernel_key(self.arch)[0], self.input_shape, self.variant,
+               tuple(sorted(opts.items())), _BlockCache.digest(X, self._lab.Y))
+        return _CACHE.get(key, lambda: label_aware.fit_Z(self.variant, H, self._lab.Y, X=X,
+                                                         **opts))
 
     @x64
     def decision_function(self, X):
@@ -378,23 +363,11 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
         ``classes_[1]``) or ``(n_samples, n_classes)``, float64."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        if self.variant == "nth":
-            _, K = self._nth(X)
-        else:
-            K = self._kernel(X, self.X_fit_)
-            if self.lambda_ != 0.0:
-                if self._kr is not None:
-                    Z = np.empty_like(K)
-                    dmin = label_aware._nw_ratio(K, *self._kr, Z)
-                    if dmin <= 1e-12 * abs(self._kr[1][0]):
-                        warnings.warn(
-                            "some inputs' kernel values lie so far outside the training range "
-                            "that the Nadaraya-Watson weights sum to <= 0: the label-aware term "
-                            "is unreliable for them (are the inputs scaled like the training "
-                            "inputs?)", RuntimeWarning, stacklevel=2)
-                else:
-                    Z = self._fjlt.predict_pairs(X, K)
-                K = K + self.lambda_ * Z
+        K = self._kernel(X, self.X_fit_)
+        if self._zfit is not None and (self.lambda_ != 0.0 or not self._zfit.uses_c):
+            # kr: warns when X's kernel values are far outside the training range
+            Z = self._zfit.predict(K, X)
+            K = K + (self.lambda_ if self._zfit.uses_c else 1.0) * Z
         return np.asarray(K @ self.dual_coef_, dtype=np.float64)
 
     def predict(self, X):

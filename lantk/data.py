@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lantk._checks import no_progress
+from lantk._checks import encode_labels, no_progress
 
 __all__ = [
     "CIFAR10_CLASSES",
@@ -1236,13 +1236,12 @@ def multiclass_task(dataset: str, classes=None, n_train: int | None = None,
 
 
 def one_hot_centred(y: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """One-hot rows centred to mean zero per row (spec §1): ``Y = onehot - 1/C``."""
+    """One-hot rows centred to mean zero per row (spec §1): ``Y = onehot - 1/C``, from the
+    package's one label encoder (:func:`lantk._checks.encode_labels`)."""
     y = np.asarray(y)
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError("labels must be a 1-d array of integer class indices")
-    C = int(n_classes if n_classes is not None else y.max() + 1)
-    if y.min() < 0 or y.max() >= C:
-        raise ValueError(f"labels must lie in 0..{C - 1}")
-    Y = np.zeros((len(y), C))
-    Y[np.arange(len(y)), y] = 1.0
-    return Y - 1.0 / C
+    if n_classes is not None and len(y) and y.max() >= int(n_classes):
+        raise ValueError(f"labels must lie in 0..{int(n_classes) - 1}")
+    return encode_labels(y, "y", require_two_classes=False, n_classes=n_classes,
+                         multiclass=True).Y

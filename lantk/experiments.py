@@ -31,7 +31,7 @@ __all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods
            "nth_correction_draws", "paired_difference", "pooled_paired_difference",
            "same_test_points", "unit_norm", "width_sweep"]
 
-HR_METHODS = ("kr-v1", "kr-v2", "fjlt-v1", "fjlt-v2")
+HR_METHODS = label_aware.HR_METHODS
 
 
 @dataclass
@@ -158,15 +158,6 @@ def _flat(x):
     return np.asarray(x, np.float64).reshape(len(x), -1)
 
 
-def _estimate(method, task, H, H_pred, X_pred):
-    if method in ("kr-v1", "kr-v2"):
-        return label_aware.kr_estimate(H, H_pred, task.y_train, variant=method[-2:])
-    if method in ("fjlt-v1", "fjlt-v2"):
-        return label_aware.fjlt_estimate(_flat(task.X_train), task.y_train, _flat(X_pred), H, H_pred,
-                                         variant=method[-2:], solver="exact")
-    raise ValueError(f"unknown method {method!r}")
-
-
 def _predict(task, H, H_pred, Z_tr=None, Z_pred=None, c=0.0, rho=0.0):
     if Z_tr is None or c == 0:
         return regression.kernel_regression(H, H_pred, task.y_train, rho=rho)
@@ -179,9 +170,26 @@ def _correct(y, f):
     return (regression.predict_labels(f) == np.asarray(y)).astype(np.int8)
 
 
+def _select_c(task, blocks, Z_tr, Z_pred, c_grid, rho, fit_seconds):
+    """Choose ``c`` on the validation rows of ``Z_pred`` (its first ``len(y_val)`` rows), then
+    predict the test rows with it; ``seconds`` counts the fit of ``Z`` and this selection."""
+    t0 = time.perf_counter()
+    nv = len(task.y_val)
+    Z_va, Z_te = Z_pred[:nv], Z_pred[nv:]
+    spectra = [label_aware.lantk_kernel(blocks.H, Z_tr, c, return_spectrum=True)[1].relative_min
+               for c in c_grid]
+    val = [float(np.mean(_correct(task.y_val, _predict(task, blocks.H, blocks.H_val, Z_tr, Z_va, c, rho))))
+           for c in c_grid]
+    best = float(c_grid[int(np.argmax(val))])
+    correct = _correct(task.y_test, _predict(task, blocks.H, blocks.H_test, Z_tr, Z_te, best, rho))
+    return {"c": best, "val_accuracy": max(val), "relative_min_eigenvalue": spectra,
+            "accuracy": float(correct.mean()), "correct": correct,
+            "seconds": fit_seconds + time.perf_counter() - t0}
+
+
 def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS + ("oracle",),
                      c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), oracle_c: float = 1.0, rho: float = 0.0,
-                     psd: bool = False) -> dict:
+                     psd=False) -> dict:
     """Run kernel methods on one task and return per-method results.
 
     Binary tasks (``±1`` labels) predict ``sign f``; multi-class tasks (class indices
@@ -199,7 +207,8 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
         psd: use the positive semi-definite part of each LANTK-HR estimate of ``Z``
             (:func:`lantk.label_aware.psd_projection`, the validation and test rows projected
             consistently), so that ``K + λZ`` is a kernel matrix; off by default (the paper's
-            method uses ``Z`` as estimated).
+            method uses ``Z`` as estimated). ``"both"``: each LANTK-HR method twice, as
+            estimated (``"kr-v1"``) and repaired (``"kr-v1 psd"``), from one fit of ``Z``.
 
     Returns:
         ``{method: {"accuracy", "correct" (0/1 per test point), "c", "val_accuracy", "seconds"}}``;
@@ -210,6 +219,8 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
     unknown = [m for m in methods if m not in ("ntk", "oracle") + HR_METHODS]
     if unknown:
         raise ValueError(f"unknown methods {unknown}; available: ntk, {', '.join(HR_METHODS)}, oracle")
+    if psd not in (False, True, "both"):
+        raise ValueError(f"psd must be False, True or 'both', got {psd!r}")
     if any(m in HR_METHODS for m in methods) and len(task.y_val) == 0:
         raise ValueError("the LANTK-HR methods choose c on a validation split: build the task with n_val > 0")
     out = {}
@@ -219,27 +230,25 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
         if m == "ntk":
             f = _predict(task, blocks.H, blocks.H_test, rho=rho)
         elif m == "oracle":
-            Z_tr = label_aware.oracle_Z(task.y_train, task.y_train)
-            Z_te = label_aware.oracle_Z(task.y_test, task.y_train)
-            f = _predict(task, blocks.H, blocks.H_test, Z_tr, Z_te, oracle_c, rho)
+            fit = label_aware.fit_Z("oracle", blocks.H, task.y_train)
+            Z_te = fit.predict(blocks.H_test, y_test=task.y_test)
+            f = _predict(task, blocks.H, blocks.H_test, fit.train, Z_te, oracle_c, rho)
             entry["c"] = oracle_c
         else:
-            # one estimate for validation and test rows together: the fit on the training
-            # pairs is shared, only the predicted rows differ
-            nv = len(task.y_val)
-            Z_tr, Z_pred = _estimate(m, task, blocks.H, np.vstack([blocks.H_val, blocks.H_test]),
-                                     np.concatenate([task.X_val, task.X_test]))
-            if psd:
-                Z_tr, Z_pred = label_aware.psd_projection(Z_tr, Z_pred)
-            Z_va, Z_te = Z_pred[:nv], Z_pred[nv:]
-            entry["relative_min_eigenvalue"] = [
-                label_aware.lantk_kernel(blocks.H, Z_tr, c, return_spectrum=True)[1].relative_min
-                for c in c_grid]
-            val = [float(np.mean(_correct(task.y_val, _predict(task, blocks.H, blocks.H_val, Z_tr, Z_va, c, rho))))
-                   for c in c_grid]
-            best = float(c_grid[int(np.argmax(val))])
-            f = _predict(task, blocks.H, blocks.H_test, Z_tr, Z_te, best, rho)
-            entry.update(c=best, val_accuracy=max(val))
+            # one fit for validation and test rows together: the fit on the training pairs is
+            # shared, only the predicted rows differ
+            fit = label_aware.fit_Z(m, blocks.H, task.y_train, X=_flat(task.X_train))
+            Z_pred = fit.predict(np.vstack([blocks.H_val, blocks.H_test]),
+                                 _flat(np.concatenate([task.X_val, task.X_test])))
+            fit_seconds = time.perf_counter() - t0
+            for project in (False, True):
+                if psd != "both" and project != psd:
+                    continue
+                name = f"{m} psd" if project and psd == "both" else m
+                Z_tr, Z_p = (label_aware.psd_projection(fit.train, Z_pred) if project
+                             else (fit.train, Z_pred))
+                out[name] = _select_c(task, blocks, Z_tr, Z_p, c_grid, rho, fit_seconds)
+            continue
         correct = _correct(task.y_test, f)
         entry.update(accuracy=float(correct.mean()), correct=correct, seconds=time.perf_counter() - t0)
         out[m] = entry

@@ -36,7 +36,7 @@ from scipy.linalg import lapack
 from dataclasses import dataclass
 
 from lantk._checks import (as_float_array, check_finite, check_kernel_pair, check_lengths,
-                           encode_labels)
+                           check_rho, encode_labels)
 
 __all__ = [
     "SingularKernelWarning",
@@ -56,14 +56,7 @@ class SingularKernelWarning(RuntimeWarning, UserWarning):
     either catch it."""
 
 
-def _check_rho(rho) -> float:
-    try:
-        r = float(rho)
-    except (TypeError, ValueError):
-        raise ValueError(f"rho must be a real number >= 0, got {rho!r}") from None
-    if not np.isfinite(r) or r < 0:
-        raise ValueError(f"rho must be a finite number >= 0, got {rho!r}")
-    return r
+_check_rho = check_rho  # the shared validator (lantk._checks)
 
 
 def _shifted_copy(H: np.ndarray, shift: float) -> np.ndarray:
@@ -164,7 +157,8 @@ def _solve_validated(H: np.ndarray, B: np.ndarray, rho: float, name: str = "H_tr
 _METHOD = {"chol": "cholesky", "lu": "lu"}
 
 
-def solve(H, B, rho: float = 0.0, *, return_info: bool = False):
+def solve(H, B, rho: float = 0.0, *, return_info: bool = False, name: str = "H",
+          stacklevel: int = 2):
     """``(H + ρI)⁻¹ B`` for a symmetric kernel matrix ``H`` and any right-hand side ``B``
     (``(n,)`` or ``(n, k)``), float64: Cholesky when ``H + ρI`` is positive definite, LU
     otherwise, and a small jitter with a :class:`SingularKernelWarning` when it is
@@ -175,6 +169,9 @@ def solve(H, B, rho: float = 0.0, *, return_info: bool = False):
         B: right-hand side with ``n`` rows.
         rho: ridge ``ρ >= 0``.
         return_info: also return the :class:`SolveInfo` (whether a jitter was needed).
+        name: what ``H`` is called in errors and warnings (e.g. ``"H_train"``).
+        stacklevel: of the :class:`SingularKernelWarning`, counted from the caller of
+            ``solve`` (as :func:`warnings.warn`'s).
 
     Example:
         >>> import numpy as np
@@ -182,11 +179,11 @@ def solve(H, B, rho: float = 0.0, *, return_info: bool = False):
         [0.5, 2.0]
     """
     rho = _check_rho(rho)
-    H, _ = check_kernel_pair(H, None, name_train="H")
+    H, _ = check_kernel_pair(H, None, name_train=name)
     B = as_float_array(B, "B", ndim=(1, 2))
     check_finite(B, "B")
-    check_lengths("H", H.shape[0], "B", B.shape[0])
-    return _solve_validated(H, B, rho, name="H", info=return_info)
+    check_lengths(name, H.shape[0], "B", B.shape[0])
+    return _solve_validated(H, B, rho, name=name, info=return_info, stacklevel=stacklevel + 1)
 
 
 def kernel_solve(H_train, y, rho: float = 0.0) -> np.ndarray:

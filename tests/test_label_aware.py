@@ -6,6 +6,7 @@ import pytest
 import scipy.linalg as sla
 
 from lantk import label_aware
+from lantk.label_aware import _sketch
 from lantk.label_aware import (
     FEATURES_V1,
     FEATURES_V2,
@@ -244,15 +245,15 @@ def test_fjlt_transform_equals_explicit_matrix():
     explicitly built k×N matrix applied to the whole column block."""
     rng = np.random.default_rng(6)
     for n_rows, L in [(300, 64), (512, 128), (37, 64)]:
-        plan = label_aware._SketchPlan.make(n_rows, 25, seed=7, L_max=L)
+        plan = _sketch._SketchPlan.make(n_rows, 25, seed=7, L_max=L)
         M = rng.normal(size=(n_rows, 4))
         S = plan.dense(n_rows)
         np.testing.assert_allclose(plan.apply(lambda a, b, M=M: M[a:b], n_rows, 4), S @ M,
                                    rtol=1e-11, atol=1e-11)
     # Hadamard matrix: orthogonal after 1/√N, entries ±1/√N
-    plan = label_aware._SketchPlan.make(1000, 200, seed=1, L_max=256)
+    plan = _sketch._SketchPlan.make(1000, 200, seed=1, L_max=256)
     x = rng.normal(size=(1000, 1))
-    ratios = [np.linalg.norm(label_aware._SketchPlan.make(1000, 400, seed=s).apply(
+    ratios = [np.linalg.norm(_sketch._SketchPlan.make(1000, 400, seed=s).apply(
         lambda a, b: x[a:b], 1000, 1)) / np.linalg.norm(x) for s in range(20)]
     assert abs(np.mean(ratios) - 1) < 0.05  # E‖Sx‖² = ‖x‖²
 
@@ -261,7 +262,7 @@ def test_fwht_matches_hadamard():
     rng = np.random.default_rng(8)
     for L in (1, 2, 8, 64, 128, 4096):
         x = rng.normal(size=(L, 3))
-        np.testing.assert_allclose(label_aware._fwht(x), sla.hadamard(L) @ x, atol=1e-10)
+        np.testing.assert_allclose(_sketch._fwht(x), sla.hadamard(L) @ x, atol=1e-10)
 
 
 @pytest.mark.parametrize("variant", ["v1", "v2"])

@@ -129,6 +129,10 @@ def test_default_profile_has_the_power_sizes_of_the_issue(data_dir):
         assert c.dataset == "mnist" and c.n_train >= 1000, cls.__name__
     e = profiles.Elasticity.resolve("default")
     assert e.n_train is None and e.n_test is None
+    # the 45 CIFAR-10 pairs at the full shared-data scale, networks at two widths
+    p = profiles.Pairs.resolve("default")
+    assert p.dataset == "cifar10" and p.n_train == "all" and p.n_test is None
+    assert len(p.widths) == 2 and p.nth_samples > 0
 
 
 def test_paper_presets_are_the_papers_sizes():

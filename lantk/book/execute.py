@@ -19,14 +19,12 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from lantk._io import atomic_write
+from lantk._io import atomic_write, say as _say, strip_ansi as _strip_ansi
 from lantk.book.chapters import (ParameterError, check_parameter_types, check_parameters,
                                  chapter_parameters, find_root, parameter_types, read_chapter,
                                  reads_runs, resolve_chapter, summarises_runs)
@@ -339,15 +337,6 @@ def _clear_run_folder(out_dir: Path, name: str) -> None:
             shutil.rmtree(p)
         else:
             p.unlink()
-
-
-def _strip_ansi(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
-
-
-def _say(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr, flush=True)
 
 
 def _rel(path: Path, root: Path | None) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from lantk._io import atomic_write
 from lantk.book.chapters import (BOOK_DIR, ParameterError, chapter_source, find_root,
                                  is_executable, read_chapter, summarises_runs, toc_chapters)
-from lantk.book.execute import _say, _strip_ansi, run_chapter
+from lantk._io import say as _say, strip_ansi as _strip_ansi
+from lantk.book.execute import run_chapter
 from lantk.profiles import DEFAULT_PROFILE, PROFILES
 
 __all__ = ["BUILD_DIR", "BookError", "build_book", "build_html", "stage_book"]
