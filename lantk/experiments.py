@@ -25,6 +25,7 @@ import numpy as np
 from scipy import stats
 
 from lantk import label_aware, regression
+from lantk._checks import as_float_array, check_finite, check_real
 from lantk._x64 import x64
 
 __all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods", "kernel_blocks",
@@ -282,13 +283,21 @@ def same_test_points(task, reference):
 
 
 def _repeats(x, name):
-    x = np.asarray(x, np.float64)
+    x = as_float_array(x, name)
+    check_finite(x, name)
     if x.ndim == 1:
         x = x[None]
     if x.ndim != 2:
         raise ValueError(f"{name} must be 0/1 correctness shaped (test points,) or (repeats, test "
                          f"points), got shape {x.shape}")
     return x
+
+
+def _check_level(level) -> float:
+    level = check_real(level, "level")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be a confidence level in (0, 1), e.g. 0.95; got {level}")
+    return level
 
 
 def _t_interval(d, level):
@@ -314,6 +323,7 @@ def paired_difference(correct_a, correct_b, level: float = 0.95) -> dict:
     Raises:
         ValueError: the shapes differ, are not 1-d or 2-d, or there are fewer than two points.
     """
+    level = _check_level(level)
     a, b = _repeats(correct_a, "correct_a"), _repeats(correct_b, "correct_b")
     if a.shape != b.shape:
         raise ValueError(f"paired results need equal shapes (repeats, test points), got "
@@ -353,6 +363,7 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
         that holds the pairs fixed (only the test-point noise, normal quantile), for
         comparison.
     """
+    level = _check_level(level)
     groups = list(groups)
     if not groups:
         raise ValueError("pooled_paired_difference needs at least one (correct_a, correct_b) group")

@@ -168,6 +168,9 @@ def kernel_matrix(
                [ 6., 26., 46.],
                [10., 46., 82.]])
     """
+    if not callable(kernel_fn):
+        raise ValueError(f"kernel_fn must be a kernel function kernel_fn(x1, x2, get) (the third "
+                         f"element of a stax layer), got {type(kernel_fn).__name__}")
     names, single = _check_get(get)
     dtype = _check_dtype(dtype)
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
