@@ -80,6 +80,7 @@ __all__ = [
     "md5sum",
     "multiclass_task",
     "one_hot_centred",
+    "check_dataset",
     "preprocess",
     "verify",
 ]
@@ -189,10 +190,14 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
     return Path("~/.cache/lantk").expanduser()
 
 
-def _check_dataset(name: str) -> str:
+def check_dataset(name: str) -> str:
+    """``name`` if it is one of :data:`DATASETS`, else a ``ValueError`` that lists them."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
     return name
+
+
+_check_dataset = check_dataset
 
 
 def _check_split(split: str) -> str:

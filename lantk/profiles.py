@@ -194,7 +194,7 @@ def _fmt(v) -> str:
 def _choose(preferred: str, explicit: bool, notes: list) -> str:
     from lantk import data
 
-    data._check_dataset(preferred)
+    data.check_dataset(preferred)
     if data.available(preferred):
         return preferred
     if explicit:

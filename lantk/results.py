@@ -260,7 +260,7 @@ def save_figure(fig, name: str, output_dir=".", formats=("png",), dpi: int = 150
         atomic_write(path, buf.getvalue())
 
 
-def _write_kernel_info(path) -> None:
+def write_kernel_info(path) -> None:
     """Called by the cell ``lantk run`` appends to every chapter (and removes afterwards):
     the kernel's device, versions and start time, for the run record."""
     info = device_info()

@@ -187,6 +187,22 @@ def test_no_module_imports_another_modules_private_helpers():
     assert bad == {}
 
 
+def test_no_module_calls_another_modules_private_helpers():
+    """Nor through the module object (``data._check_dataset(...)``)."""
+    import re
+
+    modules = sorted(p.stem for p in (ROOT / "lantk").glob("*.py") if not p.stem.startswith("_"))
+    modules.append("label_aware")
+    bad = {}
+    for path in sorted((ROOT / "lantk").rglob("*.py")):
+        own = path.stem if path.parent.name == "lantk" else path.parent.name
+        pattern = r"\b(" + "|".join(m for m in modules if m != own) + r")\._[a-z]\w*"
+        hits = sorted({m.group(0) for m in re.finditer(pattern, path.read_text())})
+        if hits:
+            bad[str(path.relative_to(ROOT))] = hits
+    assert bad == {}
+
+
 def test_the_chapters_and_callers_estimate_Z_through_the_registry():
     """No chapter or module dispatches on the estimator names itself: the estimator functions
     are called only by the registry (and shown by name in the docs)."""

@@ -211,7 +211,7 @@ def execute_plan(plan: RunPlan, *, progress: bool = True, quiet: bool = False,
     nb.metadata.setdefault("language_info", {"name": "python"})
     info_cell = nbformat.v4.new_code_cell(
         source=f"import lantk.results as _lantk_results\n"
-               f"_lantk_results._write_kernel_info({str(info_path)!r})",
+               f"_lantk_results.write_kernel_info({str(info_path)!r})",
         metadata={"tags": [_KERNEL_INFO_TAG, "remove-cell"]})
     nb.cells.append(info_cell)
     run_params = dict(plan.parameters, output_dir=str(out_dir))
