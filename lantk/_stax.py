@@ -50,22 +50,31 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
 
-from lantk._checks import check_int, check_real
+from lantk._checks import check_choice, check_int, check_real
 from lantk._x64 import x64
 
 __all__ = [
     "ABRelu",
     "Abs",
+    "AvgPool",
     "Conv",
     "Dense",
     "DenseUnscaled",
+    "Dropout",
     "Erf",
+    "FanInConcat",
+    "FanInSum",
+    "FanOut",
     "Flatten",
     "GlobalAvgPool",
+    "GlobalSumPool",
     "Identity",
     "KernelFn",
     "LeakyRelu",
     "Relu",
+    "SumPool",
+    "parallel",
+    "repeat",
     "serial",
 ]
 
@@ -93,6 +102,10 @@ class _Diag:
             inp = min(self.input, other.input)
         return _Diag(input=inp, output=other.output)
 
+    def __and__(self, other: _Diag) -> _Diag:
+        """Requirement of parallel branches: the most demanding of each."""
+        return _Diag(input=min(self.input, other.input), output=min(self.output, other.output))
+
     def __bool__(self) -> bool:
         return self.input == _YES and self.output > _NO
 
@@ -112,6 +125,12 @@ class _State:
     chan: int | None  # finite channel count when known (inputs), else None
     same: jnp.ndarray | None = None  # (N1, N2) bool: x1[n1] and x2[n2] are identical
     one: jnp.ndarray | None = None  # 1.0 that XLA cannot constant-fold (see _materialise)
+    width: int | None = None  # channel count of the (finite) activations
+    # Lineage: one token per affine layer whose output this state is a linear function of
+    # (used by FanInSum to know which branches are independent).
+    tags: frozenset = frozenset()
+    is_input: bool = True  # no affine layer applied yet
+    x1_is_x2: object = True  # x2 is None or equal to x1 (neural-tangents' x1_is_x2; Dropout)
 
     def replace(self, **kw) -> _State:
         return dataclasses.replace(self, **kw)
@@ -171,6 +190,7 @@ class _Layer:
     req: _Diag
     kernel: Callable[[_State], _State]
     shape: Callable[[tuple], tuple]  # feature shape (without batch) -> output feature shape
+    takes_list: bool = False  # input is a list of branches (parallel, FanInSum, FanInConcat)
 
 
 class KernelFn:
@@ -258,7 +278,7 @@ class KernelFn:
         """Feature shape (without the batch axis) after the network; ValueError if invalid."""
         shape = tuple(int(d) for d in feature_shape)
         for layer in self.layers:
-            shape = layer.shape(shape)
+            shape = _layer_shape(layer, shape)
         return shape
 
     @x64
@@ -303,6 +323,8 @@ class KernelFn:
             diag = True  # no spatial axes: both modes coincide
 
         out = self._jitted(x1, x2, get=names, diag=diag)
+        if isinstance(out, list):  # the network ends with several branches
+            return [o[0] if single else _namedtuple(names)(*o) for o in out]
         if single:
             return out[0]
         return _namedtuple(names)(*out)
@@ -311,9 +333,27 @@ class KernelFn:
     def _compute(self, x1, x2, get, diag):
         want_ntk = "ntk" in get
         k = _input_state(x1, x2, diag, want_ntk)
-        for layer in self.layers:
-            k = layer.kernel(k)
+        k = _run_layers(self.layers, k)
+        if isinstance(k, list):
+            return [tuple(_export(ki, g) for g in get) for ki in k]
         return tuple(_export(k, g) for g in get)
+
+
+def _run_layers(layers, k):
+    for layer in layers:
+        k = layer.kernel(k)
+    return k
+
+
+def _layer_shape(layer: _Layer, shape):
+    """``layer.shape(shape)``, checking that branches (lists) go only to branch layers."""
+    if isinstance(shape, list) and not layer.takes_list:
+        raise ValueError(f"{layer.spec} got {len(shape)} branches (from FanOut/parallel); "
+                         "combine them with FanInSum() or FanInConcat() first")
+    if not isinstance(shape, list) and layer.takes_list:
+        raise ValueError(f"{layer.spec} needs a list of branches (e.g. from FanOut(n) and "
+                         f"parallel(...)), got a single input of feature shape {shape}")
+    return layer.shape(shape)
 
 
 _NAMEDTUPLES: dict = {}
@@ -358,8 +398,15 @@ def _input_state(x1, x2, diag: bool, want_ntk: bool) -> _State:
     # 1.0, computed from the data so that XLA cannot fold it (1 whatever the input value).
     first = x1.reshape(-1)[0]
     one = jnp.where(jnp.isfinite(first), first * 0 + 1, 1).astype(x1.dtype)
+    if x2 is None:
+        x1_is_x2 = True
+    elif x2.shape != x1.shape:
+        x1_is_x2 = False
+    else:
+        x1_is_x2 = jnp.all(x1 == x2)
     return _State(var1=var1, var2=var2, nngp=nngp / c, ntk=ntk, spatial=spatial,
-                  diag=diag or n_sp == 0, gaussian=False, chan=int(c), same=same, one=one)
+                  diag=diag or n_sp == 0, gaussian=False, chan=int(c), same=same, one=one,
+                  width=int(c), x1_is_x2=x1_is_x2)
 
 
 def _materialise(a, one):
@@ -551,7 +598,7 @@ def _make(spec, req, kernel, shape, init_fn, apply_fn):
 
 
 def _affine_state(k: _State, W_std: float, b_std: float | None, fn=None,
-                  fan_in_scale: float = 1.0) -> _State:
+                  fan_in_scale: float = 1.0, width: int | None = None) -> _State:
     """Kernel after an affine layer (NTK parameterisation): fn is the spatial map (or None)."""
     w2 = W_std ** 2 * fan_in_scale
     b2 = None if b_std is None else b_std ** 2
@@ -565,7 +612,8 @@ def _affine_state(k: _State, W_std: float, b_std: float | None, fn=None,
     ntk = k.ntk
     if ntk is not None:
         ntk = (ntk if fn is None else fn(ntk)) * w2 + out.nngp
-    return out.replace(ntk=ntk, gaussian=True, chan=None)
+    return out.replace(ntk=ntk, gaussian=True, chan=None, width=width,
+                       tags=frozenset([object()]), is_input=False)
 
 
 def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
@@ -600,7 +648,7 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
         return out
 
     def kernel(k: _State) -> _State:
-        return _affine_state(k, W_std, b_std)
+        return _affine_state(k, W_std, b_std, width=out_dim)
 
     def shape(s):
         if len(s) < 1:
@@ -636,7 +684,7 @@ def DenseUnscaled(out_dim: int):
         if k.chan is None:
             raise ValueError("DenseUnscaled must be applied to the network inputs (its kernel "
                              "needs the finite fan-in)")
-        return _affine_state(k, 1.0, None, fan_in_scale=float(k.chan))
+        return _affine_state(k, 1.0, None, fan_in_scale=float(k.chan), width=out_dim)
 
     def shape(s):
         return s[:-1] + (out_dim,)
@@ -720,7 +768,7 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
 
     def kernel(k: _State) -> _State:
         box = lambda a: _box(a, k.spatial, k.diag, filter_shape, strides, padding)
-        out = _affine_state(k, W_std, b_std, fn=box)
+        out = _affine_state(k, W_std, b_std, fn=box, width=out_chan)
         return out.replace(spatial=out_spatial(k.spatial))
 
     def shape(s):
@@ -1003,8 +1051,10 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
             return jnp.mean(jnp.diagonal(a, axis1=0, axis2=1), axis=-1)
 
         chan = None if k.chan is None else k.chan * math.prod(k.spatial)
+        width = None if k.width is None else k.width * math.prod(k.spatial)
         return k.replace(var1=trace(k.var1, 1), var2=trace(k.var2, 1), nngp=trace(k.nngp, 2),
-                         ntk=trace(k.ntk, 2), spatial=(), diag=True, gaussian=False, chan=chan)
+                         ntk=trace(k.ntk, 2), spatial=(), diag=True, gaussian=False, chan=chan,
+                         width=width)
 
     return _make("Flatten()", _Diag(input=_YES, output=_YES), kernel,
                  lambda s: (int(math.prod(s)),), init_fn, apply_fn)
@@ -1065,23 +1115,40 @@ def Identity():
                  lambda rng, input_shape: (tuple(input_shape), ()), apply_fn)
 
 
-def serial(*layers):
-    """Compose layers: ``init_fn`` splits the key as ``jax.example_libraries.stax.serial``
-    does and returns a list of per-layer parameters."""
-    if not layers:
-        raise ValueError("serial needs at least one layer")
+def _split_rng(kwargs: dict, n: int) -> list:
+    """Pop ``rng`` from ``kwargs`` and split it into ``n`` keys (``None`` s without one), as
+    ``jax.example_libraries.stax.serial``/``parallel`` do, so that e.g. two Dropout layers
+    draw independent masks."""
+    rng = kwargs.pop("rng", None)
+    if rng is None:
+        return [None] * n
+    return list(random.split(rng, n))
+
+
+def _unpack_layers(layers, who: str):
+    """``(init_fns, apply_fns, kernel_fns)`` of lantk layers (TypeError otherwise)."""
     init_fns, apply_fns, kernel_fns = [], [], []
     for i, layer in enumerate(layers):
         try:
             init_f, apply_f, kernel_f = layer
         except (TypeError, ValueError):
-            raise TypeError(f"layer {i} of serial is not an (init_fn, apply_fn, kernel_fn) "
+            raise TypeError(f"layer {i} of {who} is not an (init_fn, apply_fn, kernel_fn) "
                             "triple") from None
         if not isinstance(kernel_f, KernelFn):
-            raise TypeError(f"layer {i} of serial was not built by lantk.stax")
+            raise TypeError(f"layer {i} of {who} was not built by lantk.stax")
         init_fns.append(init_f)
         apply_fns.append(apply_f)
         kernel_fns.append(kernel_f)
+    return init_fns, apply_fns, kernel_fns
+
+
+def serial(*layers):
+    """Compose layers: ``init_fn`` splits the key as ``jax.example_libraries.stax.serial``
+    does and returns a list of per-layer parameters; ``apply_fn`` splits an ``rng`` keyword
+    among the layers in the same way."""
+    if not layers:
+        raise ValueError("serial needs at least one layer")
+    init_fns, apply_fns, kernel_fns = _unpack_layers(layers, "serial")
 
     def init_fn(rng, input_shape):
         params = []
@@ -1098,9 +1165,10 @@ def serial(*layers):
         if len(params) != len(apply_fns):
             raise ApplyError(f"expected parameters for {len(apply_fns)} layers, got "
                               f"{len(params)} (the parameters do not match the architecture)")
+        rngs = _split_rng(kwargs, len(apply_fns))
         for i, (f, p) in enumerate(zip(apply_fns, params)):
             try:
-                inputs = f(p, inputs, **kwargs)
+                inputs = f(p, inputs, **kwargs, rng=rngs[i])
             except ApplyError as e:
                 raise ApplyError(f"params[{i}] (layer {i} of serial): {e}") from None
         return inputs
@@ -1108,3 +1176,577 @@ def serial(*layers):
     flat = [layer for kf in kernel_fns for layer in kf.layers]
     spec = "serial(" + ", ".join(kf.spec for kf in kernel_fns) + ")"
     return x64(init_fn), x64(apply_fn), KernelFn(flat, spec)
+
+
+# --------------------------------------------------------------------------------------------
+# Branching: FanOut, parallel, FanInSum, FanInConcat, repeat
+# --------------------------------------------------------------------------------------------
+def _branch_inputs(inputs, spec: str, n: int | None = None):
+    if not isinstance(inputs, (list, tuple)):
+        raise ApplyError(f"{spec} needs a list of branch inputs (e.g. from FanOut(n)), got "
+                          f"{type(inputs).__name__}")
+    if n is not None and len(inputs) != n:
+        raise ApplyError(f"{spec} has {n} branches but got {len(inputs)} inputs")
+    if not inputs:
+        raise ApplyError(f"{spec} got an empty list of branch inputs")
+    return list(inputs)
+
+
+def FanOut(num: int):
+    """Fan-out: ``num`` copies of the input, to feed the branches of :func:`parallel`.
+
+    ``apply_fn`` returns a list of ``num`` references to its input; ``init_fn`` returns the
+    list of ``num`` input shapes; the kernel is copied to each branch.
+    """
+    num = check_int(num, "FanOut: num")
+    spec = f"FanOut({num})"
+    check_params = _no_params(spec)
+
+    def init_fn(rng, input_shape):
+        return [tuple(input_shape)] * num, ()
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        return [inputs] * num
+
+    return _make(spec, _Diag(), lambda k: [k] * num, lambda s: [s] * num, init_fn, apply_fn)
+
+
+def parallel(*layers):
+    """Apply ``layers[i]`` to the ``i``-th of a list of inputs (usually from :func:`FanOut`),
+    as ``jax.example_libraries.stax.parallel``: ``init_fn`` returns the list of output shapes
+    and a tuple of per-branch parameters, ``apply_fn`` a list of outputs; an ``rng`` keyword
+    is split among the branches. The kernel maps each branch's kernel through its layers.
+
+    The covariance representation is chosen for the whole network, each branch counting with
+    its most demanding requirement (neural-tangents' ``&`` of the branch requirements).
+    """
+    if not layers:
+        raise ValueError("parallel needs at least one layer (one per branch)")
+    init_fns, apply_fns, kernel_fns = _unpack_layers(layers, "parallel")
+    n = len(layers)
+    spec = "parallel(" + ", ".join(kf.spec for kf in kernel_fns) + ")"
+
+    def init_fn(rng, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or len(input_shape) != n or not all(
+                isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"{spec}: input_shape must be a list of {n} shapes (one per "
+                             f"branch, e.g. from FanOut({n})), got {input_shape!r}")
+        rngs = random.split(rng, n)
+        outs = [f(r, s) for f, r, s in zip(init_fns, rngs, input_shape)]
+        return [o[0] for o in outs], tuple(o[1] for o in outs)
+
+    def apply_fn(params, inputs, **kwargs):
+        inputs = _branch_inputs(inputs, spec, n)
+        if not isinstance(params, (list, tuple)) or len(params) != n:
+            raise ApplyError(f"parallel expects params as a tuple with one entry per branch "
+                              f"({n} branches), got {_describe(params)}")
+        rngs = _split_rng(kwargs, n)
+        out = []
+        for i, (f, p, x) in enumerate(zip(apply_fns, params, inputs)):
+            try:
+                out.append(f(p, x, **kwargs, rng=rngs[i]))
+            except ApplyError as e:
+                raise ApplyError(f"branch {i} of parallel: {e}") from None
+        return out
+
+    def kernel(ks):
+        return [_run_layers(kf.layers, k) for kf, k in zip(kernel_fns, ks)]
+
+    def shape(shapes):
+        if len(shapes) != n:
+            raise ValueError(f"{spec} has {n} branches but got {len(shapes)} inputs")
+        return [kf.output_shape(s) for kf, s in zip(kernel_fns, shapes)]
+
+    req = kernel_fns[0].req
+    for kf in kernel_fns[1:]:
+        req = req & kf.req
+    layer = _Layer(spec=spec, req=req, kernel=kernel, shape=shape, takes_list=True)
+    return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
+
+
+def _fan_in_common(ks: list, spec: str) -> _State:
+    k0 = ks[0]
+    for k in ks[1:]:
+        if k.spatial != k0.spatial or k.diag != k0.diag:  # pragma: no cover - shape-checked
+            raise ValueError(f"{spec}: the branches have different spatial shapes "
+                             f"{[k.spatial for k in ks]}")
+    return k0
+
+
+def _weighted_sum(ks: list, weights: list, field: str):
+    vals = [getattr(k, field) for k in ks]
+    if any(v is None for v in vals):
+        return None
+    total = None
+    for v, w in zip(vals, weights):
+        term = v if w == 1 else w * v
+        total = term if total is None else total + term
+    return total
+
+
+def FanInSum():
+    """Fan-in sum: adds the outputs of the branches (which must have equal shapes).
+
+    Kernel: the sum of the branches' covariances plus their cross-covariances. A branch whose
+    last layer is a Dense/Conv inside the branch (its output is a zero-mean affine map with
+    weights of its own; no nonlinearity after it) is uncorrelated with the other branches, so
+    its covariance simply adds, which is neural-tangents' rule (e.g. the residual blocks of a
+    WideResNet). The other branches must all be the very same activations (e.g.
+    ``Identity()`` shortcuts of the FanOut input): ``m`` copies of one activation contribute
+    ``m**2`` times its covariance, exactly. Any other correlated combination raises
+    ``NotImplementedError`` (neural-tangents sums the covariances regardless, which is wrong
+    for correlated branches).
+    """
+    spec = "FanInSum()"
+    check_params = _no_params(spec)
+
+    def init_fn(rng, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or not input_shape or not all(
+                isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"{spec}: input_shape must be a list of branch shapes, got "
+                             f"{input_shape!r}")
+        return tuple(input_shape[0]), ()
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        inputs = _branch_inputs(inputs, spec)
+        shapes = {tuple(jnp.shape(x)) for x in inputs}
+        if len(shapes) != 1:
+            raise ApplyError(f"{spec} needs branch outputs of equal shapes, got "
+                              f"{[tuple(jnp.shape(x)) for x in inputs]}")
+        out = inputs[0]
+        for x in inputs[1:]:
+            out = out + x
+        return out
+
+    def kernel(ks):
+        ks = list(ks)
+        k0 = _fan_in_common(ks, spec)
+        if len(ks) == 1:
+            return k0
+
+        def independent(i):
+            k = ks[i]
+            return k.gaussian and bool(k.tags) and all(
+                k.tags.isdisjoint(o.tags) for j, o in enumerate(ks) if j != i)
+
+        fresh = [k for i, k in enumerate(ks) if independent(i)]
+        rest = [k for i, k in enumerate(ks) if not independent(i)]
+        if any(r is not rest[0] for r in rest[1:]):
+            raise NotImplementedError(
+                "FanInSum: the kernel of a sum of correlated branches is implemented only when "
+                "every branch but copies of one same activation (e.g. Identity() shortcuts) "
+                "ends with its own Dense/Conv layer (no nonlinearity after it); here "
+                f"{len(rest)} branches are correlated and differ")
+        terms, weights = list(fresh), [1.0] * len(fresh)
+        if rest:
+            terms.append(rest[0])
+            weights.append(float(len(rest)) ** 2)
+        out = {f: _weighted_sum(terms, weights, f) for f in ("var1", "var2", "nngp", "ntk")}
+        tags = frozenset().union(*(k.tags for k in ks))
+        return k0.replace(**out, gaussian=all(k.gaussian for k in ks),
+                          chan=rest[0].chan if rest and not fresh else None, tags=tags,
+                          is_input=all(k.is_input for k in ks))
+
+    def shape(shapes):
+        if not shapes:
+            raise ValueError(f"{spec} got no branches")
+        if any(tuple(s) != tuple(shapes[0]) for s in shapes):
+            raise ValueError(f"{spec} needs branches of equal shapes, got feature shapes "
+                             f"{[tuple(s) for s in shapes]}")
+        return tuple(shapes[0])
+
+    layer = _Layer(spec=spec, req=_Diag(), kernel=kernel, shape=shape, takes_list=True)
+    return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
+
+
+def FanInConcat(axis: int = -1):
+    """Fan-in concatenation of the branches along the channel axis.
+
+    Kernel (neural-tangents' semantics): the channel-weighted mean of the branches'
+    covariances, ``sum_i C_i K_i / sum_i C_i`` with ``C_i`` the branches' channel counts
+    (the plain mean when they are equal). As in neural-tangents the result is not treated as
+    Gaussian (a nonlinearity needs a Dense/Conv first). Only the channel axis is supported:
+    ``axis=-1``, or the positive index of the last axis (checked against the inputs).
+    """
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise ValueError(f"FanInConcat: axis must be an integer (the channel axis, -1), got "
+                         f"{axis!r}")
+    axis = int(axis)
+    if axis == 0 or axis < -1:
+        raise ValueError(f"FanInConcat: axis={axis} is not supported: lantk concatenates only "
+                         f"along the channel (last) axis, axis=-1")
+    spec = f"FanInConcat(axis={axis})"
+    check_params = _no_params(spec)
+
+    def check_axis(ndim, where):
+        if axis != -1 and axis != ndim - 1:
+            raise ValueError(f"FanInConcat: axis={axis} is not the channel (last) axis of "
+                             f"{where} of rank {ndim}; only channel concatenation is supported")
+
+    def init_fn(rng, input_shape):
+        if not isinstance(input_shape, (list, tuple)) or not input_shape or not all(
+                isinstance(s, (list, tuple)) for s in input_shape):
+            raise ValueError(f"{spec}: input_shape must be a list of branch shapes, got "
+                             f"{input_shape!r}")
+        first = tuple(input_shape[0])
+        check_axis(len(first), "input_shape")
+        return first[:-1] + (sum(int(s[-1]) for s in input_shape),), ()
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        inputs = _branch_inputs(inputs, spec)
+        check_axis(jnp.ndim(inputs[0]), "the inputs")
+        if len({tuple(jnp.shape(x)[:-1]) for x in inputs}) != 1:
+            raise ApplyError(f"{spec} needs branch outputs that agree except on the channel "
+                              f"axis, got {[tuple(jnp.shape(x)) for x in inputs]}")
+        return jnp.concatenate(inputs, axis=-1)
+
+    def kernel(ks):
+        ks = list(ks)
+        k0 = _fan_in_common(ks, spec)
+        if len(ks) == 1:
+            return k0
+        widths = [k.width for k in ks]
+        if any(w is None for w in widths):  # pragma: no cover - widths are always tracked
+            raise ValueError(f"{spec}: unknown channel counts of the branches")
+        if all(w == widths[0] for w in widths):
+            weights = [1.0 / len(ks)] * len(ks)
+        else:
+            weights = [w / sum(widths) for w in widths]
+        out = {f: _weighted_sum(ks, weights, f) for f in ("var1", "var2", "nngp", "ntk")}
+        chans = [k.chan for k in ks]
+        return k0.replace(**out, gaussian=False, width=sum(widths),
+                          chan=None if None in chans else sum(chans),
+                          tags=frozenset().union(*(k.tags for k in ks)),
+                          is_input=all(k.is_input for k in ks))
+
+    def shape(shapes):
+        if not shapes:
+            raise ValueError(f"{spec} got no branches")
+        check_axis(len(shapes[0]) + 1, "the inputs")
+        if any(tuple(s[:-1]) != tuple(shapes[0][:-1]) for s in shapes):
+            raise ValueError(f"{spec} needs branches that agree except on the channel axis, "
+                             f"got feature shapes {[tuple(s) for s in shapes]}")
+        return tuple(shapes[0][:-1]) + (sum(s[-1] for s in shapes),)
+
+    layer = _Layer(spec=spec, req=_Diag(), kernel=kernel, shape=shape, takes_list=True)
+    return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
+
+
+def repeat(layer, n: int):
+    """``layer`` composed ``n`` times, as neural-tangents' ``repeat``: equivalent to
+    ``serial(*[layer] * n)`` with independent parameters per repetition, stacked along a
+    leading axis of size ``n`` and applied with ``lax.scan``. ``layer`` must keep the shape
+    of its input."""
+    n = check_int(n, "repeat: n")
+    (init_f,), (apply_f,), (kernel_f,) = _unpack_layers([layer], "repeat")
+    spec = f"repeat({kernel_f.spec}, {n})"
+
+    def init_fn(rng, input_shape):
+        out_shape, _ = init_f(rng, input_shape)
+        if tuple(out_shape) != tuple(input_shape):
+            raise ValueError(f"{spec}: the layer changes the shape {tuple(input_shape)} to "
+                             f"{tuple(out_shape)}; repeat needs a shape-preserving layer")
+        keys = random.split(rng, n)
+        params = [init_f(key, input_shape)[1] for key in keys]
+        stacked = jax.tree_util.tree_map(lambda *p: jnp.stack(p), *params)
+        return tuple(out_shape), stacked
+
+    def apply_fn(params, inputs, **kwargs):
+        rng = kwargs.pop("rng", None)
+        rngs = None if rng is None else random.split(rng, n)
+
+        def step(x, pr):
+            p, r = pr
+            return apply_f(p, x, **kwargs, rng=r), None
+
+        out, _ = lax.scan(step, inputs, (params, rngs), length=n)
+        return out
+
+    def shape(s):
+        out = kernel_f.output_shape(s)
+        if tuple(out) != tuple(s):
+            raise ValueError(f"{spec}: the layer changes the feature shape {s} to {out}; "
+                             "repeat needs a shape-preserving layer")
+        return out
+
+    flat = list(kernel_f.layers) * n
+    req = KernelFn(flat, spec).req
+    inner = _Layer(spec=spec, req=req, kernel=lambda k: _run_layers(flat, k), shape=shape)
+    return x64(init_fn), x64(apply_fn), KernelFn([inner], spec)
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------------
+_POOL_PADDINGS = ("VALID", "SAME", "CIRCULAR")
+
+
+def _window_sum_axis(a, axis: int, n: int, f: int, s: int, padding: str):
+    """Sum over the pooling window along one axis (zero padding for SAME, periodic for
+    CIRCULAR): ``out[o] = sum_i a[s*o + i - lo]``."""
+    lo, hi = _pads(n, f, s, padding)
+    out = (n + lo + hi - f) // s + 1
+    a = _pad_axes(a, (axis,), lo, hi, padding)
+    total = None
+    for i in range(f):
+        idx = [slice(None)] * a.ndim
+        idx[axis] = slice(i, i + s * (out - 1) + 1, s)
+        part = a[tuple(idx)]
+        total = part if total is None else total + part
+    return total
+
+
+def _window_counts(n: int, f: int, s: int, padding: str) -> np.ndarray:
+    """Number of non-padding pixels in each output window along one axis."""
+    if padding != "SAME":
+        out = _conv_out_size(n, f, s, padding)
+        return np.full(out, float(f))
+    lo, _ = _pads(n, f, s, padding)
+    out = _conv_out_size(n, f, s, padding)
+    starts = np.arange(out) * s - lo
+    return (np.minimum(starts + f, n) - np.maximum(starts, 0)).astype(float)
+
+
+def _Pool(kind: str, window_shape, strides, padding, normalize_edges, batch_axis,
+          channel_axis):
+    name = "AvgPool" if kind == "AVG" else "SumPool"
+    _check_nt_defaults(batch_axis, channel_axis, "ntk")
+    window_shape = _int_tuple(window_shape, f"{name}: window_shape")
+    n_sp = len(window_shape)
+    if strides is None:
+        strides = (1,) * n_sp
+    else:
+        strides = _int_tuple(strides, f"{name}: strides")
+        if len(strides) != n_sp:
+            raise ValueError(f"{name}: strides {strides} has {len(strides)} entries but "
+                             f"window_shape {window_shape} has {n_sp} (one per spatial axis)")
+    if not isinstance(padding, str) or padding.upper() not in _POOL_PADDINGS:
+        raise ValueError(f"{name}: padding must be one of {_POOL_PADDINGS}, got {padding!r}")
+    padding = padding.upper()
+    if not isinstance(normalize_edges, (bool, np.bool_)):
+        raise ValueError(f"{name}: normalize_edges must be True or False, got "
+                         f"{normalize_edges!r}")
+    normalize_edges = bool(normalize_edges)
+    if kind == "AVG":
+        spec = (f"AvgPool({window_shape}, strides={strides}, padding={padding!r}, "
+                f"normalize_edges={normalize_edges})")
+    else:
+        spec = f"SumPool({window_shape}, strides={strides}, padding={padding!r})"
+    check_params = _no_params(spec)
+    # per-axis divisors of the apply map (None: a plain sum)
+    edge = kind == "AVG" and normalize_edges and padding == "SAME"
+
+    def divisors(sp):
+        if kind == "SUM":
+            return None
+        if edge:
+            return [_window_counts(n, f, s, padding) for n, f, s in
+                    zip(sp, window_shape, strides)]
+        return [np.full(_conv_out_size(n, f, s, padding), float(f)) for n, f, s in
+                zip(sp, window_shape, strides)]
+
+    def out_spatial(sp):
+        return tuple(_conv_out_size(n, f, s, padding)
+                     for n, f, s in zip(sp, window_shape, strides))
+
+    def init_fn(rng, input_shape):
+        input_shape = _input_shape(input_shape, spec)
+        if len(input_shape) != n_sp + 2:
+            raise ValueError(f"{spec} needs inputs of rank {n_sp + 2}, got input_shape "
+                             f"{input_shape}")
+        shape(input_shape[1:])
+        return (input_shape[0],) + out_spatial(input_shape[1:-1]) + (input_shape[-1],), ()
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        if jnp.ndim(inputs) != n_sp + 2:
+            raise ApplyError(f"{spec} needs inputs of rank {n_sp + 2} (N, "
+                              f"{', '.join(['S'] * n_sp)}, C), got shape "
+                              f"{tuple(jnp.shape(inputs))}")
+        sp = tuple(inputs.shape[1:-1])
+        x = inputs
+        for d, (n, f, s) in enumerate(zip(sp, window_shape, strides)):
+            x = _window_sum_axis(x, 1 + d, n, f, s, padding)
+        div = divisors(sp)
+        if div is not None:
+            for d, v in enumerate(div):
+                x = x / jnp.asarray(v, x.dtype).reshape((-1,) + (1,) * (n_sp - d))
+        return x
+
+    def kernel(k: _State) -> _State:
+        sp = k.spatial
+        if len(sp) != n_sp:  # pragma: no cover - shape-checked
+            raise ValueError(f"{spec} needs {n_sp} spatial axes, got {len(sp)}")
+        div = divisors(sp)
+
+        def pool(a):
+            if a is None or a.ndim == 0:
+                return a
+            for d, (n, f, s) in enumerate(zip(sp, window_shape, strides)):
+                axes = (d,) if k.diag else (d, n_sp + d)
+                for ax in axes:
+                    a = _window_sum_axis(a, ax, n, f, s, padding)
+                if div is not None:
+                    v = jnp.asarray(div[d], a.dtype)
+                    if k.diag:  # off-diagonal pixel pairs taken as zero (neural-tangents)
+                        a = a / (v * v).reshape((-1,) + (1,) * (a.ndim - d - 1))
+                    else:
+                        a = a / v.reshape((-1,) + (1,) * (a.ndim - d - 1))
+                        a = a / v.reshape((-1,) + (1,) * (a.ndim - n_sp - d - 1))
+            return a
+
+        return k.replace(var1=pool(k.var1), var2=pool(k.var2), nngp=pool(k.nngp),
+                         ntk=pool(k.ntk), spatial=out_spatial(sp))
+
+    def shape(s):
+        if len(s) != n_sp + 1:
+            raise ValueError(f"{spec} needs inputs of shape (N, {', '.join(['S'] * n_sp)}, C);"
+                             f" got feature shape {s}")
+        sp = out_spatial(s[:-1])
+        if min(sp) < 1:
+            raise ValueError(f"input spatial shape {s[:-1]} is smaller than the pooling "
+                             f"window {window_shape}")
+        return sp + (s[-1],)
+
+    # Pixel-mixing: needs the full pixel-pair covariances (neural-tangents' Diagonal(
+    # input=MAYBE)); with diagonal_spatial=True forced, off-diagonal pairs count as zero.
+    return _make(spec, _Diag(input=_MAYBE, output=_NO), kernel, shape, init_fn, apply_fn)
+
+
+def AvgPool(window_shape: Sequence[int], strides: Sequence[int] | None = None,
+            padding: str = "VALID", normalize_edges: bool = False, batch_axis: int = 0,
+            channel_axis: int = -1):
+    """Average pooling over ``window_shape`` (neural-tangents' ``AvgPool``).
+
+    ``strides=None`` means all ones; ``padding`` is ``'VALID'``, ``'SAME'`` (zero padding) or
+    ``'CIRCULAR'`` (periodic). The output is the window sum divided by the window size, or,
+    with ``normalize_edges=True`` and SAME padding, by the number of non-padding pixels in the
+    window (``jax.example_libraries.stax.AvgPool``'s semantics).
+
+    Kernel: the same linear map applied to each of the two pixel indices,
+    ``K'[p, q] = sum_{i, j} K[s p + i, s q + j] / (n_p n_q)``; the NTK is mapped the same way
+    (no weights). It mixes pixels, so the network propagates the full pixel-pair covariances.
+    """
+    return _Pool("AVG", window_shape, strides, padding, normalize_edges, batch_axis,
+                 channel_axis)
+
+
+def SumPool(window_shape: Sequence[int], strides: Sequence[int] | None = None,
+            padding: str = "VALID", batch_axis: int = 0, channel_axis: int = -1):
+    """Sum pooling over ``window_shape`` (neural-tangents' ``SumPool``): :func:`AvgPool`
+    without the division, so its kernel is ``prod(window_shape)**2`` times AvgPool's."""
+    return _Pool("SUM", window_shape, strides, padding, False, batch_axis, channel_axis)
+
+
+def GlobalSumPool(batch_axis: int = 0, channel_axis: int = -1):
+    """Global sum pooling over all spatial axes. Kernel: the sum over all pixel pairs, i.e.
+    ``P**2`` times :func:`GlobalAvgPool`'s for ``P`` pixels (needs the full pixel-pair
+    covariances; with ``diagonal_spatial=True`` forced, the sum of the same-pixel ones)."""
+    _check_nt_defaults(batch_axis, channel_axis, "ntk")
+    spec = "GlobalSumPool()"
+    check_params = _no_params(spec)
+
+    def init_fn(rng, input_shape):
+        input_shape = tuple(input_shape)
+        return (input_shape[0], input_shape[-1]), ()
+
+    def apply_fn(params, inputs, **kwargs):
+        check_params(params)
+        if jnp.ndim(inputs) < 3:
+            raise ApplyError(f"{spec} needs inputs with spatial axes (N, ..., C), got shape "
+                              f"{tuple(jnp.shape(inputs))}")
+        return jnp.sum(inputs, axis=tuple(range(1, inputs.ndim - 1)))
+
+    def kernel(k: _State) -> _State:
+        s = len(k.spatial)
+        if s == 0:
+            return k
+
+        def pool(a):
+            if a is None or a.ndim == 0:
+                return a
+            return jnp.sum(a, axis=tuple(range(s if k.diag else 2 * s)))
+
+        return k.replace(var1=pool(k.var1), var2=pool(k.var2), nngp=pool(k.nngp),
+                         ntk=pool(k.ntk), spatial=(), diag=True, chan=None)
+
+    def shape(s):
+        if len(s) < 2:
+            raise ValueError(f"GlobalSumPool needs inputs with spatial axes (N, ..., C); got "
+                             f"feature shape {s}")
+        return (s[-1],)
+
+    return _make(spec, _Diag(input=_MAYBE, output=_YES), kernel, shape, init_fn, apply_fn)
+
+
+# --------------------------------------------------------------------------------------------
+# Dropout
+# --------------------------------------------------------------------------------------------
+def Dropout(rate: float, mode: str = "train"):
+    """Dropout with keep probability ``rate`` (neural-tangents' and
+    ``jax.example_libraries.stax``'s convention: ``rate=1`` keeps every neuron).
+
+    ``mode='train'``: ``apply_fn(params, x, rng=key)`` keeps each entry with probability
+    ``rate`` and divides the kept ones by ``rate`` (an ``rng`` keyword is required); the
+    kernel multiplies the same-input, same-pixel entries by ``1 / rate`` (``cov1``/``cov2``
+    at every same pixel; ``nngp``/``ntk`` on the batch diagonal when ``x2`` is ``None`` or
+    equal to ``x1``), as neural-tangents does. It cannot act on the network inputs (there
+    must be a Dense/Conv before it), and its output is not Gaussian (a nonlinearity needs a
+    Dense/Conv first). ``mode='test'``: the identity.
+    """
+    rate = check_real(rate, "Dropout: rate")
+    if not 0 < rate <= 1:
+        raise ValueError(f"Dropout: rate must be in (0, 1] (the keep probability, as in "
+                         f"neural-tangents), got {rate}")
+    mode = check_choice(mode, "Dropout: mode", ("train", "test"))
+    spec = f"Dropout({rate!r}, mode={mode!r})"
+    check_params = _no_params(spec)
+
+    def init_fn(rng, input_shape):
+        return tuple(input_shape), ()
+
+    def apply_fn(params, inputs, rng=None, **kwargs):
+        check_params(params)
+        if mode == "test":
+            return inputs
+        if rng is None:
+            raise ApplyError(f"{spec} in 'train' mode needs a random key: call "
+                              "apply_fn(params, inputs, rng=key)")
+        keep = random.bernoulli(rng, rate, jnp.shape(inputs))
+        return jnp.where(keep, inputs / rate, 0)
+
+    def kernel(k: _State) -> _State:
+        if mode == "test":
+            return k
+        if k.is_input:
+            raise ValueError(f"{spec} cannot be applied to the network inputs (put a Dense or "
+                             "Conv layer before it)")
+        factor = 1.0 / rate
+        s = len(k.spatial)
+
+        def self_cov(v):
+            if v is None:
+                return v
+            if k.diag or s == 0:
+                return v * factor
+            return jnp.where(_pixel_eye(k.spatial)[..., None], v * factor, v)
+
+        n1, n2 = k.nngp.shape[-2:]
+        if n1 == n2:
+            batch = jnp.eye(n1, dtype=bool) & jnp.asarray(k.x1_is_x2)
+        else:
+            batch = jnp.zeros((n1, n2), bool)
+        mask = batch if (k.diag or s == 0) else _pixel_eye(k.spatial)[..., None, None] & batch
+
+        def pair(a):
+            if a is None or a.ndim == 0:
+                return a
+            return jnp.where(mask, a * factor, a)
+
+        return k.replace(var1=self_cov(k.var1), var2=self_cov(k.var2), nngp=pair(k.nngp),
+                         ntk=pair(k.ntk), gaussian=False)
+
+    return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn)

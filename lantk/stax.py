@@ -44,6 +44,16 @@ References: Jacot, Gabriel & Hongler (2018), the NTK; Cho & Saul (2009), arc-cos
 (the ReLU maps); Arora et al. (2019), the convolutional NTK; Novak et al. (2020), neural-
 tangents, whose interface and semantics this module follows.
 
+Branches: ``FanOut(n)`` copies its input, ``parallel(*layers)`` maps a list of inputs
+(``init_fn`` returns the list of output shapes), ``FanInSum()`` adds the branches (a branch
+ending in its own Dense/Conv is independent of the others; copies of one same activation, such
+as ``Identity()`` shortcuts, count ``m**2`` times; other correlated sums raise
+``NotImplementedError``) and ``FanInConcat()`` concatenates channels (the channel-weighted
+mean of the branch kernels); ``repeat(layer, n)`` stacks ``n`` copies. Pooling: ``AvgPool``,
+``SumPool`` (box sums over each of the two pixel indices; they mix pixels, so the network keeps
+all pixel pairs) and ``GlobalSumPool``. ``Dropout(rate, mode)`` with neural-tangents' keep-rate
+convention.
+
 ``DenseUnscaled`` (no ``1/sqrt(fan_in)``; the first layer of the book's two-layer network) is a
 lantk addition. Differences from neural-tangents: only ``batch_axis=0``, ``channel_axis=-1`` and
 ``parameterization='ntk'``; no masking; float32 inputs are computed in float32 (neural-
@@ -54,16 +64,25 @@ from lantk import _stax
 from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     ABRelu,
     Abs,
+    AvgPool,
     Conv,
     Dense,
     DenseUnscaled,
+    Dropout,
     Erf,
+    FanInConcat,
+    FanInSum,
+    FanOut,
     Flatten,
     GlobalAvgPool,
+    GlobalSumPool,
     Identity,
     KernelFn,
     LeakyRelu,
     Relu,
+    SumPool,
+    parallel,
+    repeat,
     serial,
 )
 
