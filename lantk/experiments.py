@@ -129,9 +129,9 @@ def width_sweep(task, widths, *, samples: int = 1000, t: float = np.inf, epochs:
     corrections, cost = {}, {}
     for init in inits:
         t0 = time.perf_counter()
-        K_tr, K_te = nth.nth_kernel(task.X_train, task.y_train, task.X_test, width=1, t=t,
-                                    samples=samples, seed=seed, init=init)
-        corrections[init] = (K_tr - H_tr, K_te - H_te)
+        fit = label_aware.fit_Z("nth", H_tr, task.y_train, X=task.X_train, width=1, t=t,
+                                samples=samples, seed=seed, init=init, X_test=task.X_test)
+        corrections[init] = (fit.train, fit.predict(H_te, task.X_test))
         cost[init] = time.perf_counter() - t0
     out = []
     for w in widths:
@@ -389,8 +389,8 @@ def pooled_paired_difference(groups, level: float = 0.95) -> dict:
 def nth_correction_draws(X_train, y, X_test, *, width, samples: int, seeds) -> np.ndarray:
     """Independent Monte Carlo estimates of the LANTK-NTH correction ``K_t − K`` at ``t = ∞``.
 
-    One estimate per seed (:func:`lantk.nth.nth_kernel` with ``samples`` neurons drawn from that
-    seed), train rows then test rows: an array ``(len(seeds), n + b, n)``. The spread over
+    One estimate per seed (``label_aware.fit_Z("nth", ...)``, :func:`lantk.nth.nth_kernel` with
+    ``samples`` neurons drawn from that seed), train rows then test rows: an array ``(len(seeds), n + b, n)``. The spread over
     seeds is the Monte Carlo error of one estimate, which should shrink as ``1/√samples``.
     """
     from lantk import nth
@@ -402,6 +402,7 @@ def nth_correction_draws(X_train, y, X_test, *, width, samples: int, seeds) -> n
     Ht = nth.two_layer_ntk(X_test, X_train)
     out = []
     for s in seeds:
-        K, Kt = nth.nth_kernel(X_train, y, X_test, width=width, samples=samples, seed=s)
-        out.append(np.vstack([K - H, Kt - Ht]))
+        fit = label_aware.fit_Z("nth", H, y, X=X_train, width=width, samples=samples, seed=s,
+                                X_test=X_test)
+        out.append(np.vstack([fit.train, fit.predict(Ht, X_test)]))
     return np.stack(out)

@@ -212,3 +212,17 @@ def test_the_chapters_and_callers_estimate_Z_through_the_registry():
                  if any(f"{f}(" in p.read_text() for f in ("kr_estimate", "fjlt_estimate",
                                                            "_kr_coefficients", "_nw_ratio"))]
     assert offenders == []
+
+
+def test_nth_rows_asked_for_at_fit_time_are_computed_in_the_same_pass(problem, monkeypatch):
+    X, y, Xt, yt, H, Ht = problem
+    opts = dict(width=50, samples=32, seed=4)
+    later = fit_Z("nth", H, y, X=X, **opts).predict(Ht, Xt)
+    calls = []
+    real = nth.nth_kernel
+    monkeypatch.setattr(nth, "nth_kernel", lambda *a, **k: calls.append(1) or real(*a, **k))
+    fit = fit_Z("nth", H, y, X=X, X_test=Xt, **opts)
+    np.testing.assert_allclose(fit.predict(Ht, Xt), later, rtol=1e-9, atol=1e-12)
+    assert len(calls) == 1                       # the fit's pass, nothing more
+    fit.predict(Ht[:3], Xt[:3])                  # other rows: a pass of their own
+    assert len(calls) == 2

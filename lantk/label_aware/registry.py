@@ -154,10 +154,13 @@ class _NTHRows:
     X: np.ndarray
     y: object
     options: dict
+    known: tuple = None  # (X_test, its rows) computed with the training block, if asked
 
     def __call__(self, Ht, Xt, yt):
         from lantk import nth
 
+        if self.known is not None and np.array_equal(self.known[0], Xt):
+            return self.known[1].copy()
         _, K_te = nth.nth_kernel(self.X, self.y, Xt, **self.options)
         return K_te - nth.two_layer_ntk(Xt, self.X)
 
@@ -206,18 +209,22 @@ def _fit_nth(method, H, y, X, **options):
     from lantk import nth
 
     opts = _options(method, options, {"width": 1024, "t": np.inf, "samples": 1000, "seed": 0,
-                                      "init": "standard", "chunk": None, "progress": False})
+                                      "init": "standard", "chunk": None, "progress": False,
+                                      "X_test": None})
+    X_test = opts.pop("X_test")
     X = _need_x(method, X, H.shape[0])
     H_own = nth.two_layer_ntk(X)
     scale = max(float(np.max(np.abs(H_own))), np.finfo(np.float64).tiny)
     if not np.allclose(H, H_own, rtol=1e-7, atol=1e-9 * scale):
         raise ValueError("nth is the hierarchy of the two-layer ReLU network: H must be its NTK "
                          "on X (lantk.nth.two_layer_ntk(X))")
-    K, _ = nth.nth_kernel(X, y, X[:1], **opts)
+    rows = X[:1] if X_test is None else _flatten(X_test, "X_test")
+    K, K_rows = nth.nth_kernel(X, y, rows, **opts)
     Z = K - H_own
     Z = 0.5 * (Z + Z.T)
+    known = None if X_test is None else (rows, K_rows - nth.two_layer_ntk(rows, X))
     return ZFit(method, Z, H, uses_c=False, info={"options": opts}, needs_x=True,
-                _predict=_NTHRows(X, y, opts))
+                _predict=_NTHRows(X, y, opts, known))
 
 
 ESTIMATORS: dict = {
@@ -245,7 +252,10 @@ def fit_Z(method: str, H, y, X=None, **options) -> ZFit:
         **options: the estimator's settings. KR: ``rho`` (ridge of ``α`` in V2). FJLT:
             ``solver`` (``"exact"``/``"fjlt"``), ``eps``, ``seed``. NTH: ``width``, ``t``,
             ``samples``, ``seed``, ``init``, ``chunk``, ``progress``
-            (:func:`lantk.nth.nth_kernel`). Unknown options are an error.
+            (:func:`lantk.nth.nth_kernel`), and ``X_test``: inputs whose rows ``predict`` will
+            be asked for, computed in the same pass as the training block (the training rows
+            are part of every NTH contraction, so predicting them later costs that pass
+            again). Unknown options are an error.
 
     Returns:
         A :class:`ZFit`.
