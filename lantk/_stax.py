@@ -1064,19 +1064,26 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
     """Global average pooling over all spatial axes. Kernel: the mean over all pixel pairs
     (needs the full pixel-pair covariances)."""
     _check_nt_defaults(batch_axis, channel_axis, "ntk")
+    return _global_pool("GlobalAvgPool", average=True)
+
+
+def _global_pool(name: str, average: bool):
+    """``GlobalAvgPool`` (``average``) or ``GlobalSumPool``: a mean or a sum over every pixel,
+    so the kernel is the mean or the sum over every pixel pair."""
+    spec = f"{name}()"
+    check_params = _no_params(spec)
+    reduce = jnp.mean if average else jnp.sum
 
     def init_fn(rng, input_shape):
         input_shape = tuple(input_shape)
         return (input_shape[0], input_shape[-1]), ()
 
-    check_params = _no_params("GlobalAvgPool()")
-
     def apply_fn(params, inputs, **kwargs):
         check_params(params)
         if jnp.ndim(inputs) < 3:
-            raise ApplyError(f"GlobalAvgPool() needs inputs with spatial axes (N, ..., C), "
-                              f"got shape {tuple(jnp.shape(inputs))}")
-        return jnp.mean(inputs, axis=tuple(range(1, inputs.ndim - 1)))
+            raise ApplyError(f"{spec} needs inputs with spatial axes (N, ..., C), got shape "
+                              f"{tuple(jnp.shape(inputs))}")
+        return reduce(inputs, axis=tuple(range(1, inputs.ndim - 1)))
 
     def kernel(k: _State) -> _State:
         s = len(k.spatial)
@@ -1086,21 +1093,22 @@ def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):
         def pool(a):
             if a is None or a.ndim == 0:
                 return a
-            if k.diag:  # off-diagonal pixel pairs taken as zero (neural-tangents' semantics)
-                return jnp.mean(a, axis=tuple(range(s))) / math.prod(k.spatial)
-            return jnp.mean(a, axis=tuple(range(2 * s)))
+            if not k.diag:
+                return reduce(a, axis=tuple(range(2 * s)))
+            # off-diagonal pixel pairs taken as zero (neural-tangents' semantics)
+            out = reduce(a, axis=tuple(range(s)))
+            return out / math.prod(k.spatial) if average else out
 
         return k.replace(var1=pool(k.var1), var2=pool(k.var2), nngp=pool(k.nngp),
                          ntk=pool(k.ntk), spatial=(), diag=True, chan=None)
 
     def shape(s):
         if len(s) < 2:
-            raise ValueError(f"GlobalAvgPool needs inputs with spatial axes (N, ..., C); got "
+            raise ValueError(f"{name} needs inputs with spatial axes (N, ..., C); got "
                              f"feature shape {s}")
         return (s[-1],)
 
-    return _make("GlobalAvgPool()", _Diag(input=_MAYBE, output=_YES), kernel, shape,
-                 init_fn, apply_fn)
+    return _make(spec, _Diag(input=_MAYBE, output=_YES), kernel, shape, init_fn, apply_fn)
 
 
 def Identity():
@@ -1646,40 +1654,7 @@ def GlobalSumPool(batch_axis: int = 0, channel_axis: int = -1):
     ``P**2`` times :func:`GlobalAvgPool`'s for ``P`` pixels (needs the full pixel-pair
     covariances; with ``diagonal_spatial=True`` forced, the sum of the same-pixel ones)."""
     _check_nt_defaults(batch_axis, channel_axis, "ntk")
-    spec = "GlobalSumPool()"
-    check_params = _no_params(spec)
-
-    def init_fn(rng, input_shape):
-        input_shape = tuple(input_shape)
-        return (input_shape[0], input_shape[-1]), ()
-
-    def apply_fn(params, inputs, **kwargs):
-        check_params(params)
-        if jnp.ndim(inputs) < 3:
-            raise ApplyError(f"{spec} needs inputs with spatial axes (N, ..., C), got shape "
-                              f"{tuple(jnp.shape(inputs))}")
-        return jnp.sum(inputs, axis=tuple(range(1, inputs.ndim - 1)))
-
-    def kernel(k: _State) -> _State:
-        s = len(k.spatial)
-        if s == 0:
-            return k
-
-        def pool(a):
-            if a is None or a.ndim == 0:
-                return a
-            return jnp.sum(a, axis=tuple(range(s if k.diag else 2 * s)))
-
-        return k.replace(var1=pool(k.var1), var2=pool(k.var2), nngp=pool(k.nngp),
-                         ntk=pool(k.ntk), spatial=(), diag=True, chan=None)
-
-    def shape(s):
-        if len(s) < 2:
-            raise ValueError(f"GlobalSumPool needs inputs with spatial axes (N, ..., C); got "
-                             f"feature shape {s}")
-        return (s[-1],)
-
-    return _make(spec, _Diag(input=_MAYBE, output=_YES), kernel, shape, init_fn, apply_fn)
+    return _global_pool("GlobalSumPool", average=False)
 
 
 # --------------------------------------------------------------------------------------------
