@@ -321,21 +321,15 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
                              f"class ({self.classes_[0]!r})")
         self._lab = self._labels(idx)
         self.X_fit_ = X
-        self.lambda_ = 0.0
-        self._zfit = None
+        self._zfit, self._weight = None, 0.0
         H = self._kernel(X, X)
         K = H = 0.5 * (H + H.T)
         if self.variant != "ntk":
             self._zfit = self._fit_Z_cached(H, X, rho)
-            if not self._zfit.uses_c:        # nth: K + Z, the strength is the width's
-                K = self._zfit.kernel(c)
-            elif c != 0:
-                self.lambda_ = label_aware.scale_lambda(H, self._zfit.train, c)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    K = H + self.lambda_ * self._zfit.train
-                if not np.all(np.isfinite(K)):
-                    raise ValueError(f"the label-aware kernel H + λZ has non-finite entries "
-                                     f"(c={c:g}, λ={self.lambda_:g}): lower c")
+            self._weight = self._zfit.weight(c)   # λ; 1 for nth (its strength is the width's)
+            if self._weight:
+                K = label_aware.lantk_kernel(H, self._zfit.train, c, lam=self._weight)
+        self.lambda_ = self._weight if self._zfit is not None and self._zfit.uses_c else 0.0
         self.dual_coef_ = solve(K, self._lab.Y, rho, name="the kernel matrix", stacklevel=3)
         return self
 
@@ -364,10 +358,9 @@ class LANTKClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
         K = self._kernel(X, self.X_fit_)
-        if self._zfit is not None and (self.lambda_ != 0.0 or not self._zfit.uses_c):
+        if self._weight:
             # kr: warns when X's kernel values are far outside the training range
-            Z = self._zfit.predict(K, X)
-            K = K + (self.lambda_ if self._zfit.uses_c else 1.0) * Z
+            K = K + self._weight * self._zfit.predict(K, X)
         return np.asarray(K @ self.dual_coef_, dtype=np.float64)
 
     def predict(self, X):

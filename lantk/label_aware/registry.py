@@ -43,7 +43,7 @@ import numpy as np
 from lantk._checks import as_float_array, check_kernel_pair, check_lengths, check_rho, encode_labels
 from lantk.label_aware._common import _flatten
 from lantk.label_aware.fjlt import fjlt_estimate
-from lantk.label_aware.kernel import lantk_kernel, oracle_Z
+from lantk.label_aware.kernel import lantk_kernel, oracle_Z, scale_lambda
 from lantk.label_aware.kr import kr_fit
 
 __all__ = ["ESTIMATORS", "HR_METHODS", "METHODS", "ZFit", "fit_Z"]
@@ -120,6 +120,14 @@ class ZFit:
         lam = None if self.uses_c else 1.0
         return lantk_kernel(self.H, self.train, c, H_test_train, Z_test, lam=lam, psd=psd,
                             return_spectrum=return_spectrum)
+
+    def weight(self, c: float) -> float:
+        """The weight of ``Z`` in the kernel for strength ``c``: ``λ = c · mean|H| / mean|Z|``
+        (:func:`~lantk.label_aware.scale_lambda`; 0 for ``c = 0``), or 1 when ``uses_c`` is
+        ``False``."""
+        if not self.uses_c:
+            return 1.0
+        return 0.0 if c == 0 else scale_lambda(self.H, self.train, c)
 
 
 # What predicts new rows, per estimator: small top-level classes (a ZFit pickles).
