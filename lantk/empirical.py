@@ -75,7 +75,7 @@ def _check_params(apply_fn, params, x):
     try:
         out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
     except Exception as e:  # noqa: BLE001 (any failure of the user's network is reported)
-        from lantk._stax import _describe
+        from lantk._stax.requirements import _describe
 
         raise ValueError(f"apply_fn(params, x) fails for these params and inputs of shape "
                          f"(N, {', '.join(map(str, x.shape[1:]))}): the parameters (structure "

@@ -57,7 +57,13 @@ convention.
 ``DenseUnscaled`` (no ``1/sqrt(fan_in)``; the first layer of the book's two-layer network) is a
 lantk addition. Differences from neural-tangents: only ``batch_axis=0``, ``channel_axis=-1`` and
 ``parameterization='ntk'``; no masking; float32 inputs are computed in float32 (neural-
-tangents upcasts to float64 when x64 is on).
+tangents upcasts to float64 when x64 is on); the ReLU-family layers take no ``do_stabilize``
+argument (their maps are always evaluated in the stable ``arctan2`` form).
+
+The implementation lives in the private package ``lantk._stax``, split along neural-tangents'
+lines: ``requirements`` (the requirement algebra and argument checks), ``kernel`` (the kernel
+state, :class:`KernelFn`, export), ``linear``, ``elementwise``, ``pooling``, ``branching``,
+``combinators``, and ``_numerics`` (the clamped square root and the vectorised ``arctan2``).
 """
 
 from lantk import _stax

@@ -163,7 +163,8 @@ def test_unknown_options_are_named(problem):
 
 def _private_imports(path):
     """``(module, name)`` for each ``from lantk.M import _name`` in ``path`` where ``M`` is a
-    public module (private modules such as ``lantk._checks`` are shared on purpose)."""
+    public module (private modules such as ``lantk._checks`` and the private package
+    ``lantk._stax`` are shared on purpose)."""
     tree = ast.parse(path.read_text())
     out = []
     for node in ast.walk(tree):
@@ -174,7 +175,8 @@ def _private_imports(path):
             pkg = ROOT.joinpath(*parts)
             out += [(node.module, a.name) for a in node.names
                     if a.name.startswith("_") and not a.name.startswith("__")
-                    and not (pkg / f"{a.name}.py").exists()]  # a private module: shared
+                    and not (pkg / f"{a.name}.py").exists()  # a private module: shared
+                    and not (pkg / a.name / "__init__.py").exists()]  # or package
     return out
 
 
