@@ -158,12 +158,35 @@ def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
     return X, y
 
 
+AUGMENTATIONS = (None, "flip", "flip+shift")
+"""The training-image augmentations :func:`fit` offers."""
+
+SHIFT = 4
+"""Largest translation (pixels, each spatial axis) of ``augment="flip+shift"``."""
+
+
+def _augment(xb, key, augment):
+    """Random left-right flips (and shifts) of a minibatch ``(B, H, W, C)``, traced."""
+    if augment is None:
+        return xb
+    kf, ks = jax.random.split(key)
+    flip = jax.random.bernoulli(kf, 0.5, (xb.shape[0],))
+    xb = jnp.where(flip[:, None, None, None], xb[:, :, ::-1, :], xb)
+    if augment == "flip+shift":
+        h, w = xb.shape[1], xb.shape[2]
+        padded = jnp.pad(xb, ((0, 0), (SHIFT, SHIFT), (SHIFT, SHIFT), (0, 0)))
+        offsets = jax.random.randint(ks, (xb.shape[0], 2), 0, 2 * SHIFT + 1)
+        crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, img.shape[-1]))
+        xb = jax.vmap(crop)(padded, offsets)
+    return xb
+
+
 @x64
 def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         batch_size: int = 128, lr: float = 3e-4, seed: int = 0, probe=None,
         probe_epochs=(), probe_batch_size: int | None = 256, X_val=None, y_val=None,
         patience: int | None = None, eval_every: int | None = None,
-        progress: bool = True) -> TrainResult:
+        augment: str | None = None, progress: bool = True) -> TrainResult:
     """Train a finite network with MSE loss and Adam.
 
     The training data are copied to the device once; each epoch's permutation is drawn on
@@ -197,6 +220,12 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         X_val, y_val: optional validation split for the stopping rule.
         patience: epochs without a better validation accuracy before stopping.
         eval_every: also score the training and test sets every this many epochs.
+        augment: ``None`` (the images as given), ``"flip"`` (each training image of each
+            minibatch mirrored left-right with probability 1/2) or ``"flip+shift"`` (also
+            translated by up to :data:`SHIFT` pixels along each spatial axis, the uncovered
+            border filled with zeros, i.e. the mean of standardised pixels). Drawn on the
+            device, inside the compiled step, from ``seed``; images ``(N, H, W, C)`` only.
+            Validation, test and probe images are never augmented.
         progress: a tqdm bar over epochs.
 
     Returns:
@@ -237,6 +266,11 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a positive finite number, got {lr}")
     seed = check_seed(seed)
+    if augment not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
+    if augment is not None and X_train.ndim != 4:
+        raise ValueError(f"augment={augment!r} needs images (N, H, W, C), got X_train of "
+                         f"shape {X_train.shape}")
     probe, probe_epochs = _probe(probe, probe_epochs, X_train.shape[1:], epochs)
     probe_batch_size = check_int(probe_batch_size, "probe_batch_size", allow_none=True)
     Y, binary = _targets(y_train)
@@ -255,36 +289,39 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     n_full, rest = divmod(n, bs)
     X_dev, Y_dev = jnp.asarray(X_train), jnp.asarray(Y)  # on the device once
 
-    def loss_fn(p, xb, yb):
+    def loss_fn(p, xb, yb, k):
+        xb = _augment(xb, k, augment)
         return 0.5 * jnp.mean(jnp.sum((apply_fn(p, xb) - yb) ** 2, axis=-1))
 
     @jax.jit
-    def step(p, s, total, Xd, Yd, order, start):
+    def step(p, s, total, Xd, Yd, order, start, k):
         idx = jax.lax.dynamic_slice_in_dim(order, start, bs)
-        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx])
+        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k)
         updates, s = opt.update(g, s, p)
         return optax.apply_updates(p, updates), s, total + loss * bs
 
     @jax.jit
-    def last_step(p, s, total, Xd, Yd, idx):
-        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx])
+    def last_step(p, s, total, Xd, Yd, idx, k):
+        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k)
         updates, s = opt.update(g, s, p)
         return optax.apply_updates(p, updates), s, total + loss * idx.shape[0]
 
     permutation = jax.jit(lambda k: jax.random.permutation(k, n))
+    step_keys = jax.jit(lambda k: jax.random.split(jax.random.fold_in(k, 1), n_full + 1))
 
     def run_epoch(p, s, k):
         order = permutation(k)
+        ks = step_keys(k)
         total = jnp.zeros((), jnp.float32)
         for b in range(n_full):  # dispatched asynchronously: no host sync in this loop
-            p, s, total = step(p, s, total, X_dev, Y_dev, order, b * bs)
+            p, s, total = step(p, s, total, X_dev, Y_dev, order, b * bs, ks[b])
         if rest:
-            p, s, total = last_step(p, s, total, X_dev, Y_dev, order[n_full * bs:])
+            p, s, total = last_step(p, s, total, X_dev, Y_dev, order[n_full * bs:], ks[n_full])
         return p, s, total / n
 
     result = TrainResult(params=params, config={
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "optimizer": "adam",
-        "loss": "mse", "n_train": n, "dtype": "float32",
+        "loss": "mse", "n_train": n, "dtype": "float32", "augment": augment,
         "stopping": (f"best validation accuracy, patience {patience}, at most {epochs} epochs"
                      if X_val is not None and patience else
                      f"best validation accuracy over {epochs} epochs" if X_val is not None

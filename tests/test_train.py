@@ -132,6 +132,8 @@ def test_validation_split_keeps_the_best_epoch_and_stops(task):
     ({"lr": "fast"}, "lr must be a positive number"),
     ({"patience": 2}, "patience needs a validation split"),
     ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"augment": "rotate"}, "augment must be one of"),
+    ({"augment": "flip"}, r"needs images \(N, H, W, C\)"),  # the digits here are flat
 ])
 def test_bad_training_settings_are_named(task, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -162,3 +164,47 @@ def test_a_diverging_loss_is_an_error(task):
     X = task.X_train * 1e25  # finite inputs whose squared outputs overflow float32
     with pytest.raises(ValueError, match="training diverged"):
         train.fit(archs.fc(depth=2, width=64), X, task.y_train, epochs=1, progress=False)
+
+
+def test_augment_flips_and_shifts_each_image_and_nothing_else():
+    """Each augmented image is its input, possibly mirrored left-right, translated by at most
+    SHIFT pixels with zeros filled in; both flips and several shifts occur in a batch."""
+    import jax
+
+    rng = np.random.default_rng(0)
+    xb = rng.standard_normal((48, 6, 5, 2)).astype(np.float32) + 3.0  # no zeros inside
+    key = jax.random.PRNGKey(1)
+    assert train._augment(xb, key, None) is xb
+    flipped = np.asarray(train._augment(xb, key, "flip"))
+    same = [np.array_equal(o, x) for o, x in zip(flipped, xb)]
+    mirror = [np.array_equal(o, x[:, ::-1]) for o, x in zip(flipped, xb)]
+    assert all(a or b for a, b in zip(same, mirror))
+    assert 10 < sum(mirror) < 38  # about half, out of 48
+    s = train.SHIFT
+    shifted = np.asarray(train._augment(xb, key, "flip+shift"))
+    seen = set()
+    for o, x in zip(shifted, xb):
+        matches = []
+        for m, img in ((0, x), (1, x[:, ::-1])):
+            pad = np.pad(img, ((s, s), (s, s), (0, 0)))
+            for dy in range(2 * s + 1):
+                for dx in range(2 * s + 1):
+                    if np.array_equal(o, pad[dy:dy + 6, dx:dx + 5]):
+                        matches.append((m, dy, dx))
+        assert matches, "an augmented image is no flip/shift of its input"
+        seen.update(matches)
+    assert len({(dy, dx) for _, dy, dx in seen}) > 10
+
+
+def test_fit_with_augmentation_learns_and_records_it():
+    task = data.binary_task("digits", classes=(0, 1), n_train=64, n_test=40, seed=0)
+    X = task.X_train.reshape(-1, 8, 8, 1)
+    Xt = task.X_test.reshape(-1, 8, 8, 1)
+    arch = archs.cnn(1, "flatten", width=8)
+    kw = dict(epochs=6, batch_size=16, lr=1e-2, seed=0, progress=False)
+    r = train.fit(arch, X, task.y_train, Xt, task.y_test, augment="flip+shift", **kw)
+    assert r.config["augment"] == "flip+shift"
+    assert r.history[-1]["loss"] < r.history[0]["loss"]
+    r0 = train.fit(arch, X, task.y_train, Xt, task.y_test, **kw)
+    assert r0.config["augment"] is None
+    assert r0.history[0]["loss"] != r.history[0]["loss"]  # the minibatches differed
