@@ -404,6 +404,10 @@ PAPER_PAIRS = [(3, 5), (2, 4), (2, 3), (1, 9), (2, 5), (4, 5), (3, 4), (3, 6), (
 """The ten CIFAR-10 class pairs of the paper's Table 1 (class indices)."""
 MNIST_PAIRS = [(4, 9), (3, 5), (7, 9), (3, 8), (2, 7)]
 
+CNN_AUGMENTS = ("none", "flip", "flip+shift")
+"""``Generalisation.cnn_augment``: the trained CNN's augmentation (``lantk.train.fit``)."""
+EPOCHS_AUG, PATIENCE_AUG = 80, 12
+
 
 @_register
 @dataclass(frozen=True)
@@ -427,6 +431,7 @@ class Generalisation(ChapterConfig):
     cnn_k: int = 4
     cnn_lr: float = 3e-4
     cnn_batch_size: int = 128
+    cnn_augment: str = "none"
     mc_n_train: int = 250
     mc_n_val: int = 100
     mc_n_test: int = 200
@@ -450,10 +455,11 @@ class Generalisation(ChapterConfig):
                       widths=[256, 1024, 4096], nth_samples=1000,
                       nth_inits=["antisymmetric", "standard"], net_epochs=50),
         # every training image of each pair (validation carved from it) and every test image;
-        # the trained CNN is paper_cnn(1) (16/32/64 channels): paper_cnn(4) is 6x slower here
+        # the trained CNN is paper_cnn(1) (16/32/64 channels): paper_cnn(4) is 6x slower here;
+        # trained on flipped and shifted images (train.fit's augment)
         "default": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
-                        n_val=100, n_test=None, seeds=[0], epochs=40, patience=8, cnn_k=1,
-                        cnn_lr=1e-3, cnn_batch_size=32,
+                        n_val=100, n_test=None, seeds=[0], epochs=EPOCHS_AUG, patience=PATIENCE_AUG,
+                        cnn_k=1, cnn_lr=1e-3, cnn_batch_size=32, cnn_augment="flip+shift",
                         mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=40,
                         mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
                         mnist_n_train=1000, mnist_n_val=200, mnist_n_test=500, mnist_seeds=[0],
@@ -472,7 +478,7 @@ class Generalisation(ChapterConfig):
     FALLBACK: ClassVar[dict] = dict(pairs=[[3, 5], [4, 9], [7, 9], [3, 8], [1, 7], [5, 8],
                                            [8, 9], [1, 8], [2, 3], [5, 9]],
                                     n_train=30, n_val=20, n_test=None, mc_n_train=200,
-                                    mc_n_val=100, mc_n_test=None)
+                                    mc_n_val=100, mc_n_test=None, cnn_augment="none")
     EXTRA_DATASETS: ClassVar[dict] = {"mnist_dataset": (
         dict(mnist_n_train=160, mnist_n_val=60, mnist_n_test=80),
         "the two-layer section on the embedded digits uses ")}
@@ -480,6 +486,9 @@ class Generalisation(ChapterConfig):
     def _capped(self, notes):
         from lantk import data
 
+        if self.cnn_augment not in CNN_AUGMENTS:
+            raise ValueError(f"cnn_augment must be one of {CNN_AUGMENTS}, got "
+                             f"{self.cnn_augment!r}")
         ds = self.dataset
         n_val, n_train, n_test = self.n_val, self.n_train, self.n_test
         if n_val is None:  # a tenth of the smallest pair's training images validates c

@@ -199,3 +199,12 @@ def test_an_offline_chapter_renders_the_fallback_notice(tmp_path, monkeypatch):
     assert any("lantk-fallback" in h and "lantk data fetch mnist" in h for h in html)
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())["results"]
     assert cfg["dataset"] == "digits" and cfg["fell_back"] == ["mnist"]
+
+
+def test_generalisation_cnn_augment_is_checked():
+    from lantk import profiles
+
+    assert profiles.Generalisation.PRESETS["default"]["cnn_augment"] == "flip+shift"
+    assert profiles.Generalisation.FALLBACK["cnn_augment"] == "none"  # not on 8x8 digits
+    with pytest.raises(ValueError, match="cnn_augment must be one of"):
+        profiles.Generalisation.resolve("smoke", dataset="digits", cnn_augment="rotate")
