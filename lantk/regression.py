@@ -80,11 +80,14 @@ DENSE_MEMORY_FRACTION = 0.8
 """``method="auto"`` factors densely when two float64 copies of ``H`` (the factor, and the LU
 fallback's copy) fit in this share of the host's available memory."""
 
-CROSSOVER_N = 8000
-"""Measured by ``benchmarks/bench_solve.py`` on a 2-core CPU (see the README): below about
-this ``n`` the dense Cholesky solve is faster than CG even for a well-conditioned kernel
-(``rho = 1e-2 · mean diag``); ``method="auto"`` does not use it: it chooses by memory only,
-since CG's speed depends on the conditioning, Cholesky's does not."""
+CROSSOVER_N = 4000
+"""Measured by ``benchmarks/bench_solve.py`` on the 2-core CI CPU (shared, so ±50 %; see the
+README): on the ReLU NTK of random unit-norm inputs, ``tol=1e-10``, CG (120-160 iterations)
+and Cholesky take about the same time at ``n = 2000`` and CG is faster from about this
+``n`` (2.3 s vs 2.8 s at 4000, 2.3 s vs 5.8 s at 8000 for ``rho = 1e-2 · mean diag``).
+``method="auto"`` does not switch here: it chooses by memory only, since CG's iteration
+count grows with the condition number (``rho = 0`` can need thousands) and Cholesky's cost
+does not, and the dense solve estimates the condition number and adds a jitter when needed."""
 
 
 def _shifted_copy(H: np.ndarray, shift: float) -> np.ndarray:
@@ -210,8 +213,9 @@ def solve(H, B, rho: float = 0.0, *, method: str = "auto", tol: float = 1e-10,
     /proc/meminfo, else ``os.sysconf``; dense when it cannot be read), else CG, or MINRES
     when a diagonal entry of ``H + ρI`` is not positive (then it is not positive definite).
     Measured on a 2-core CPU (``benchmarks/bench_solve.py``, README), CG with
-    ``tol=1e-10`` overtakes Cholesky only from about ``n = 8000`` and only for a
-    well-conditioned ``H + ρI``, so "auto" does not switch earlier than memory demands.
+    ``tol=1e-10`` overtakes Cholesky from about ``n = 4000`` (:data:`CROSSOVER_N`) on a
+    well-conditioned ``H + ρI``; "auto" still switches only when memory demands it, since
+    CG's iterations grow with the condition number. Pass ``method="cg"`` to use it earlier.
 
     Args:
         H: ``(n, n)`` symmetric matrix (an array or, for the iterative methods, a memmap).
