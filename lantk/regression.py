@@ -226,7 +226,8 @@ def solve(H, B, rho: float = 0.0, *, method: str = "auto", tol: float = 1e-10,
             1``. The error of ``X`` is then up to about ``cond(H + ρI) · tol`` relative.
             Ignored by the dense solve.
         maxiter: iterative methods: at most this many iterations (one pass over ``H``
-            each); default ``10 n`` (SciPy's for CG). Not converging within it is a :class:`ConvergenceError`.
+            each); default ``10 n`` (SciPy's for CG). Not converging within it is a
+            :class:`ConvergenceError`.
         return_info: also return the :class:`SolveInfo` (whether a jitter was needed; the
             iterations and residual of an iterative solve).
         name: what ``H`` is called in errors and warnings (e.g. ``"H_train"``).
