@@ -15,7 +15,10 @@ for more than one tile per device at a time:
   SHA-256 checksum: an interrupted run resumes where it stopped, and a corrupt or truncated
   tile file is recomputed, never used;
 * tiles are spread over all local accelerators with ``jax.shard_map`` over a
-  :class:`jax.sharding.Mesh`: each step computes one tile per device.
+  :class:`jax.sharding.Mesh`: each step computes one tile per device;
+* ``store=`` writes the tiles into a tile store (:mod:`lantk.tiles`: one preallocated file
+  per matrix and a checksummed journal per process) that the processes of a multi-host
+  run (:func:`jax.distributed.initialize`) fill side by side, each computing its own share.
 
 Example:
     >>> import numpy as np
@@ -39,6 +42,7 @@ import logging
 import math
 import os
 import sys
+import time
 import warnings
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +57,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 import lantk
+from lantk import tiles
 from lantk._checks import no_progress
 from lantk._io import atomic_write as _atomic_write  # fsync, umask, rename, fsync folder
 from lantk._x64 import x64
@@ -93,6 +98,7 @@ def kernel_matrix(
     tile: int | None = None,
     dtype: Any = np.float64,
     cache_dir: str | os.PathLike | None = None,
+    store: str | os.PathLike | None = None,
     key: str | None = None,
     max_tile_bytes: int | None = None,
     devices: Sequence[jax.Device] | None = None,
@@ -107,9 +113,18 @@ def kernel_matrix(
 
     Every step computes one tile per device: the mesh spans ``devices`` (all local devices
     by default), the inputs are copied once to every device and each device slices its own
-    tile out of them. On several hosts, call :func:`jax.distributed.initialize` and give
-    each process its share of the rows (``kernel_matrix(kernel_fn, x1[rows], x2, ...)``);
-    a ``cache_dir`` on a shared file system lets the processes write side by side.
+    tile out of them.
+
+    On several processes or hosts (JAX's multi-controller runtime: every process calls
+    :func:`jax.distributed.initialize`, then ``kernel_matrix`` with the same arguments and a
+    ``store`` on a file system they share), the tiles are dealt round-robin: tile number
+    ``t`` (row-major, only the upper triangle for ``x2=None``) is computed by process
+    ``t mod jax.process_count()`` on its local devices and written into the store; no tile
+    is computed twice. A barrier
+    (:func:`jax.experimental.multihost_utils.sync_global_devices`) then waits for every
+    process, and each returns the whole matrix, read from the store. A run that was killed
+    is resumed by launching it again: each process computes only its tiles that are not in
+    the store yet. (Without a ``store`` every process computes the whole matrix itself.)
 
     Args:
         kernel_fn: ``kernel_fn(x1, x2, get=...)``, e.g. from :mod:`lantk.stax`.
@@ -132,6 +147,18 @@ def kernel_matrix(
             match (a file swapped or copied in from another cache) is recomputed with a
             warning, never served. Tiles are written atomically (temporary file in the same
             folder, fsync, :func:`os.replace`) with the permissions of the user's umask.
+        store: folder of a tile store (:mod:`lantk.tiles`), or None: one preallocated
+            ``.npy`` file per matrix that the tiles are written into in place, an
+            append-only journal per process recording each finished tile with a SHA-256 of
+            its bytes, and a ``meta.json`` naming the kernel, inputs, dtype, ``get``, shape
+            and tile. Meant for large kernels (a 50,000-image kernel is ~10⁶ tiles, and a
+            handful of files here) and for several processes (above). A tile counts as done
+            only when it is journaled and its bytes still match the checksum, so a tile torn
+            by a crash is recomputed; a store made for another kernel, other inputs, dtype or
+            ``get``, or with another tile size, is a ``ValueError``. With ``tile=None`` an
+            existing store's tile is used. The store is not keyed by the lantk source as the
+            ``cache_dir`` folders are: a store made with another lantk source is an error
+            too, not a new folder. Cannot be combined with ``cache_dir``.
         key: for a ``kernel_fn`` without a ``.spec`` (a function of your own), the string that
             identifies it for the cache (its definition and hyper-parameters: you are
             responsible for changing it when the function changes). A ``lantk.stax`` kernel
@@ -145,7 +172,9 @@ def kernel_matrix(
 
     Returns:
         A NumPy array of shape ``(n1, n2)`` and type ``dtype`` for a single ``get``; for a
-        tuple, a namedtuple of such arrays with fields named as in ``get``.
+        tuple, a namedtuple of such arrays with fields named as in ``get``. With a
+        ``store``, the arrays are read-only :class:`numpy.memmap` views of the store's
+        files (nothing of size ``n1 x n2`` is held in memory).
 
     Raises:
         ValueError: inputs that are not ``(n, *features)`` arrays, ``x1`` and ``x2`` with
@@ -153,7 +182,10 @@ def kernel_matrix(
             ``dtype``, ``tile < 1``, a tile that does not fit in ``max_tile_bytes`` (the
             message names a tile that does), a cache with no ``key``/``spec`` or a ``key``
             that contradicts ``kernel_fn.spec``, or a kernel that returns NaN or infinite
-            entries (which would otherwise be returned and cached).
+            entries (which would otherwise be returned and cached); both ``cache_dir`` and
+            ``store``, or a ``store`` made for another computation or tile size.
+        RuntimeError: with several processes, tiles still missing from the store after the
+            barrier (a process failed); running again computes only those.
 
     Example:
         >>> import numpy as np
@@ -185,8 +217,11 @@ def kernel_matrix(
             f"x1 and x2 must have the same feature shape: x1 is {x1.shape} (features "
             f"{x1.shape[1:]}), x2 is {x2.shape} (features {x2.shape[1:]})"
         )
-    cache = None
-    if cache_dir is not None:
+    if cache_dir is not None and store is not None:
+        raise ValueError("pass cache_dir= (one .npz per tile) or store= (one shared, "
+                         "preallocated file per matrix), not both")
+    cache = spec = None
+    if cache_dir is not None or store is not None:
         own = getattr(kernel_fn, "spec", None)
         if key is not None and own is not None and key != own:
             raise ValueError(
@@ -196,12 +231,14 @@ def kernel_matrix(
         spec = key if key is not None else own
         if spec is None:
             raise ValueError(
-                "cache_dir needs a way to identify the kernel: pass key='...' (a string "
-                "naming the architecture and its hyper-parameters) or use a kernel_fn with "
-                "a .spec attribute (as lantk.stax kernels have)"
+                f"{'cache_dir' if store is None else 'store'} needs a way to identify the "
+                "kernel: pass key='...' (a string naming the architecture and its "
+                "hyper-parameters) or use a kernel_fn with a .spec attribute (as lantk.stax "
+                "kernels have)"
             )
         if not isinstance(spec, str):
             raise TypeError(f"the cache key must be a string, got {type(spec).__name__}")
+    if cache_dir is not None:
         cache = _TileCache(Path(cache_dir), spec, x1, None if symmetric else x2, dtype, names)
 
     n1, n2 = len(x1), len(x2)
@@ -210,7 +247,10 @@ def kernel_matrix(
         devices = jax.local_devices() if devices is None else list(devices)
         budget = _default_budget(devices) if max_tile_bytes is None else max_tile_bytes
         job = _Job(kernel_fn, get, names, x1, None if symmetric else x2, dtype, devices, budget)
-        _fill(outputs, job, tile, cache, progress)
+        if store is None:
+            _fill(outputs, job, tile, cache, progress)
+        else:
+            outputs = _fill_store(Path(store), spec, job, tile, progress)
     if single:
         return outputs[names[0]]
     return collections.namedtuple("Kernels", names)(**outputs)
@@ -593,23 +633,121 @@ def _fill(outputs: dict, job: _Job, tile: int | None, cache, progress: bool) -> 
 
         def on_step(step, results):
             for k, (i, j) in enumerate(step):
-                blocks = {name: r[k, :min(tr, n1 - i), :min(tc, n2 - j)]
-                          for name, r in zip(names, results)}
-                if symmetric and i == j:  # exactly symmetric: mirror the upper triangle
-                    blocks = {n: np.triu(b) + np.triu(b, 1).T for n, b in blocks.items()}
-                for n, b in blocks.items():
-                    if not np.all(np.isfinite(b)):
-                        bad = int(np.size(b) - np.count_nonzero(np.isfinite(b)))
-                        raise ValueError(
-                            f"the kernel returned {bad} NaN or infinite {n} entries in the tile "
-                            f"at rows {i}-{i + b.shape[0]}, columns {j}-{j + b.shape[1]} (inputs "
-                            f"too large or too small for {np.dtype(b.dtype).name}? rescale them); "
-                            f"nothing was cached for it")
+                blocks = _tile_blocks(job, results, k, i, j, tr, tc)
                 if cache:
                     cache.save(i, j, blocks)
                 bar.update(place(i, j, blocks))
 
         job.run(compiled, missing, on_step)
+
+
+def _tile_blocks(job: _Job, results, k: int, i: int, j: int, tr: int, tc: int) -> dict:
+    """The ``k``-th tile of a step's ``results``, cropped to the matrix, made exactly
+    symmetric on the diagonal, and checked to be finite."""
+    blocks = {name: r[k, :min(tr, job.n1 - i), :min(tc, job.n2 - j)]
+              for name, r in zip(job.names, results)}
+    if job.symmetric and i == j:  # exactly symmetric: mirror the upper triangle
+        blocks = {n: np.triu(b) + np.triu(b, 1).T for n, b in blocks.items()}
+    for n, b in blocks.items():
+        if not np.all(np.isfinite(b)):
+            bad = int(np.size(b) - np.count_nonzero(np.isfinite(b)))
+            raise ValueError(
+                f"the kernel returned {bad} NaN or infinite {n} entries in the tile "
+                f"at rows {i}-{i + b.shape[0]}, columns {j}-{j + b.shape[1]} (inputs "
+                f"too large or too small for {np.dtype(b.dtype).name}? rescale them); "
+                f"nothing was cached for it")
+    return blocks
+
+
+def _fill_store(folder: Path, spec: str, job: _Job, tile: int | None, progress: bool) -> dict:
+    """Compute this process's share of the tiles into the tile store in ``folder`` (see
+    :mod:`lantk.tiles`), wait for the other processes, and return the store's matrices as
+    read-only memory maps.
+
+    Tile number ``t`` (row-major over the upper triangle when symmetric) belongs to process
+    ``t mod jax.process_count()``; a process computes only those of its tiles that are not
+    already in the store (journaled with a matching checksum).
+    """
+    n1, n2, names, symmetric = job.n1, job.n2, job.names, job.symmetric
+    count, index = jax.process_count(), jax.process_index()
+    header, key = _identity(spec, job.x1, job.x2, job.dtype, names)
+    header = dict(header, inputs_sha256=key)
+    compiled = None
+    meta = tiles.read_meta(folder)
+    if meta is not None and "tile" in meta:
+        shape = tuple(meta["tile"])
+    elif tile is None:
+        compiled = job.plan(None)
+        shape = compiled.estimate.tile_shape
+    else:
+        shape = job.tile_shape(min(tile, max(n1, n2)))
+    store = tiles.TileStore.open(folder, header, (n1, n2), shape, job.dtype, names,
+                                 symmetric=symmetric, process_index=index)
+    tr, tc = store.tile_shape  # another process may have created the store first
+    if tile is not None and job.tile_shape(min(tile, max(n1, n2))) != (tr, tc):
+        store.close()
+        raise ValueError(
+            f"the tile store {folder} holds {tr}x{tc} tiles, but tile={tile} asks for "
+            f"{'x'.join(map(str, job.tile_shape(min(tile, max(n1, n2)))))}: pass "
+            f"tile={max(tr, tc)} (or tile=None) to resume it, or use another folder")
+    every = store.tiles()
+    mine = [t for k, t in enumerate(every) if tiles.owner(k, count) == index]
+    try:
+        stored = store.valid(mine)
+        missing = [t for t in mine if t not in stored]
+        if missing and (compiled is None or compiled.estimate.tile_shape != (tr, tc)):
+            compiled = job.plan(max(tr, tc))
+        summary = (f"kernel_matrix: {n1}x{n2} {'/'.join(names)} in {job.dtype.name} into the "
+                   f"tile store {folder}: {len(every)} tiles of {tr}x{tc}, {len(mine)} for "
+                   f"process {index} of {count} ({len(mine) - len(missing)} already stored)")
+        log.info(summary)
+        if not no_progress(progress):
+            tqdm.write(summary, file=sys.stderr)
+        if missing:
+            with tqdm(total=sum(t[2] * t[3] for t in missing), unit=" entries",
+                      unit_scale=True, disable=no_progress(progress), file=sys.stderr,
+                      desc=f"kernel {'/'.join(names)} (process {index})") as bar:
+
+                def on_step(step, results):
+                    for k, (i, j) in enumerate(step):
+                        blocks = _tile_blocks(job, results, k, i, j, tr, tc)
+                        store.write(i, j, blocks)
+                        bar.update(next(iter(blocks.values())).size)
+                    store.commit_if_due()
+
+                job.run(compiled, [(t[0], t[1]) for t in missing], on_step)
+    finally:
+        store.close()  # journals what was written, also when a tile failed
+
+    if count > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"lantk.kernel_matrix {key[:16]}")
+    _wait_for_tiles(store, every, count)
+    return store.arrays()
+
+
+STORE_WAIT_SECONDS = 60.0
+"""After the barrier, how long :func:`kernel_matrix` waits for the other processes' journal
+lines to become visible (a shared file system may show them late) before it gives up."""
+
+
+def _wait_for_tiles(store, every: list, count: int) -> None:
+    deadline = time.monotonic() + STORE_WAIT_SECONDS
+    while True:
+        done = store.journal()
+        absent = [k for k, t in enumerate(every) if t not in done]
+        if not absent or count == 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if absent:
+        owners = sorted({tiles.owner(k, count) for k in absent})
+        i, j, rows, cols = every[absent[0]]
+        raise RuntimeError(
+            f"the tile store {store.folder} is missing {len(absent)} of {len(every)} tiles "
+            f"after every process finished (the first at rows {i}-{i + rows}, columns "
+            f"{j}-{j + cols}; they belong to process(es) {owners}): did one of them fail? "
+            "Run again to compute only the missing tiles")
 
 
 def _ceil(a: int, b: int) -> int:
@@ -641,26 +779,33 @@ def _source_hash() -> str:
     return lantk_source_hash()
 
 
+def _identity(spec: str, x1, x2, dtype, names) -> tuple[dict, str]:
+    """What identifies one computation for the cache and the store: a header (lantk version
+    and source, the kernel's spec, get, dtype, input shapes) and a SHA-256 of it and of the
+    inputs' bytes."""
+    header = {
+        "format": _CACHE_FORMAT,
+        "lantk": lantk.__version__,
+        "lantk_source": _source_hash(),
+        "kernel": spec,
+        "get": sorted(names),
+        "dtype": dtype.name,
+        "x1": list(x1.shape),
+        "x2": None if x2 is None else list(x2.shape),
+    }
+    h = hashlib.sha256()
+    h.update(json.dumps(header, sort_keys=True).encode())
+    h.update(x1.tobytes())
+    if x2 is not None:
+        h.update(x2.tobytes())
+    return header, h.hexdigest()
+
+
 class _TileCache:
     """One folder per (kernel, inputs, dtype, get); one checksummed ``.npz`` per tile."""
 
     def __init__(self, root: Path, spec: str, x1, x2, dtype, names):
-        h = hashlib.sha256()
-        header = {
-            "format": _CACHE_FORMAT,
-            "lantk": lantk.__version__,
-            "lantk_source": _source_hash(),
-            "kernel": spec,
-            "get": sorted(names),
-            "dtype": dtype.name,
-            "x1": list(x1.shape),
-            "x2": None if x2 is None else list(x2.shape),
-        }
-        h.update(json.dumps(header, sort_keys=True).encode())
-        h.update(x1.tobytes())
-        if x2 is not None:
-            h.update(x2.tobytes())
-        self.key = h.hexdigest()
+        header, self.key = _identity(spec, x1, x2, dtype, names)
         self.dir = root.expanduser() / self.key[:32]
         self.dir.mkdir(parents=True, exist_ok=True)
         self.names, self.dtype = names, dtype
