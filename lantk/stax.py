@@ -74,7 +74,8 @@ lantk addition. Differences from neural-tangents: only ``batch_axis=0`` and
 The implementation lives in the private package ``lantk._stax``, split along neural-tangents'
 lines: ``requirements`` (the requirement algebra and argument checks), ``kernel`` (the kernel
 state, :class:`KernelFn`, export), ``linear``, ``normalization``, ``elementwise``, ``pooling``,
-``branching``, ``combinators``, and ``_numerics`` (the clamped square root and the vectorised ``arctan2``).
+``branching``, ``combinators``, and ``_numerics`` (the clamped square root and the vectorised
+``arctan2``).
 """
 
 from lantk import _stax
