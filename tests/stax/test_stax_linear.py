@@ -87,7 +87,7 @@ def test_standard_dense_init_statistics():
     assert abs(b.var() / 0.25 - 1) < 0.15  # 500 entries: relative s.e. 6%
 
 
-def test_standard_conv_init_and_apply_match_lax_conv():
+def test_standard_conv_init_and_apply_match_the_ntk_layer():
     W_std, b_std = 1.4, 0.2
     init_fn, apply_fn, _ = stax.Conv(3, (3, 2), strides=(2, 1), padding="SAME", W_std=W_std,
                                      b_std=b_std, **STD)
@@ -99,8 +99,7 @@ def test_standard_conv_init_and_apply_match_lax_conv():
     np.testing.assert_allclose(np.asarray(W), np.asarray(W0) * W_std / math.sqrt(fan_in),
                                rtol=1e-14)
     np.testing.assert_allclose(np.asarray(b), np.asarray(b0) * b_std, rtol=1e-14)
-    # the standard layer with these weights computes what the NTK layer (W_std=1, b_std=1)
-    # computes with W0 / sqrt(fan_in) ... i.e. the same function
+    # so the standard layer at (W, b) is the same function as the NTK layer at (W0, b0)
     _, ntk_apply_1, _ = stax.Conv(3, (3, 2), strides=(2, 1), padding="SAME", W_std=W_std,
                                   b_std=b_std)
     np.testing.assert_allclose(np.asarray(apply_fn((W, b), X)),
