@@ -1,7 +1,8 @@
 """Infinite-width NNGP/NTK kernels with neural-tangents' ``stax`` interface.
 
 Each layer returns ``(init_fn, apply_fn, kernel_fn)`` with neural-tangents 0.6.5 semantics
-(NTK parameterisation, ``channel_axis=-1``, images ``(N, H, W, C)``, filters ``HWIO``):
+(NTK parameterisation by default, ``channel_axis=-1``, images ``(N, H, W, C)``, filters
+``HWIO``):
 
 * ``init_fn(key, input_shape) -> (output_shape, params)``;
 * ``apply_fn(params, x)`` — the finite network;
@@ -54,16 +55,27 @@ mean of the branch kernels); ``repeat(layer, n)`` stacks ``n`` copies. Pooling: 
 all pixel pairs) and ``GlobalSumPool``. ``Dropout(rate, mode)`` with neural-tangents' keep-rate
 convention.
 
+Parameterisations: ``Dense``, ``Conv`` and ``ConvTranspose`` take neural-tangents'
+``parameterization='ntk'`` (the default) or ``'standard'`` (weights ``N(0, W_std**2 s[0] /
+fan_in)`` without the ``1/sqrt(fan_in)`` in the forward pass, with neural-tangents' width
+scalings ``s``; same NNGP, and an NTK whose weight term is the unnormalised input covariance
+``(fan_in / s[0]) K``, so it depends on the finite widths). ``LayerNorm(axis, eps)``
+divides the covariances by ``sqrt(Q(x) Q(x'))``, ``Q`` the mean same-pixel variance over the
+normalised axes plus ``eps`` (channel axis, optionally spatial axes too).
+``ConvTranspose`` is a transposed convolution (padding ``'VALID'`` or ``'SAME'``).
+
 ``DenseUnscaled`` (no ``1/sqrt(fan_in)``; the first layer of the book's two-layer network) is a
-lantk addition. Differences from neural-tangents: only ``batch_axis=0``, ``channel_axis=-1`` and
-``parameterization='ntk'``; no masking; float32 inputs are computed in float32 (neural-
-tangents upcasts to float64 when x64 is on); the ReLU-family layers take no ``do_stabilize``
-argument (their maps are always evaluated in the stable ``arctan2`` form).
+lantk addition. Differences from neural-tangents: only ``batch_axis=0`` and
+``channel_axis=-1``; no masking; ``LayerNorm`` does not normalise over the batch axis and
+``ConvTranspose`` has no ``'CIRCULAR'`` padding; float32 inputs are computed in float32
+(neural-tangents upcasts to float64 when x64 is on); the ReLU-family layers take no
+``do_stabilize`` argument (their maps are always evaluated in the stable ``arctan2`` form).
 
 The implementation lives in the private package ``lantk._stax``, split along neural-tangents'
 lines: ``requirements`` (the requirement algebra and argument checks), ``kernel`` (the kernel
-state, :class:`KernelFn`, export), ``linear``, ``elementwise``, ``pooling``, ``branching``,
-``combinators``, and ``_numerics`` (the clamped square root and the vectorised ``arctan2``).
+state, :class:`KernelFn`, export), ``linear``, ``normalization``, ``elementwise``, ``pooling``,
+``branching``, ``combinators``, and ``_numerics`` (the clamped square root and the vectorised
+``arctan2``).
 """
 
 from lantk import _stax
@@ -72,6 +84,7 @@ from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     Abs,
     AvgPool,
     Conv,
+    ConvTranspose,
     Dense,
     DenseUnscaled,
     Dropout,
@@ -84,6 +97,7 @@ from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     GlobalSumPool,
     Identity,
     KernelFn,
+    LayerNorm,
     LeakyRelu,
     Relu,
     SumPool,

@@ -67,6 +67,39 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
 
 
+def _myrtle(depth, width, W_std=math.sqrt(2.0), b_std=0.0):
+    """The Myrtle network of Shankar et al. (2020) as neural-tangents' Myrtle-kernel example
+    builds it: blocks of SAME 3 x 3 convolutions and ReLUs, 2 x 2 average poolings, a Dense
+    readout (depth 5: 2, 1, 1 convolutions per block)."""
+    blocks = {5: (2, 1, 1), 7: (2, 2, 2), 10: (3, 3, 3)}[depth]
+    layers = []
+    for i, n in enumerate(blocks):
+        for _ in range(n):
+            layers += [stax.Conv(width, (3, 3), W_std=W_std, b_std=b_std, padding="SAME"),
+                       stax.Relu()]
+        layers += [stax.AvgPool((2, 2), strides=(2, 2))] * (3 if i == 2 else 1)
+    return stax.serial(*layers, stax.Flatten(), stax.Dense(10, W_std, b_std))
+
+
+def _wide_resnet(block_size, k, num_classes):
+    """neural-tangents' README WideResnet."""
+    def block(channels, strides=(1, 1), channel_mismatch=False):
+        main = stax.serial(stax.Relu(), stax.Conv(channels, (3, 3), strides, padding="SAME"),
+                           stax.Relu(), stax.Conv(channels, (3, 3), padding="SAME"))
+        shortcut = stax.Identity() if not channel_mismatch else stax.Conv(
+            channels, (3, 3), strides, padding="SAME")
+        return stax.serial(stax.FanOut(2), stax.parallel(main, shortcut), stax.FanInSum())
+
+    def group(n, channels, strides=(1, 1)):
+        return stax.serial(block(channels, strides, channel_mismatch=True),
+                           *[block(channels) for _ in range(n - 1)])
+
+    return stax.serial(stax.Conv(16, (3, 3), padding="SAME"), group(block_size, int(16 * k)),
+                       group(block_size, int(32 * k), (2, 2)),
+                       group(block_size, int(64 * k), (2, 2)), stax.AvgPool((8, 8)),
+                       stax.Flatten(), stax.Dense(num_classes, 1.0, 0.0))
+
+
 def _networks():
     """name -> (lantk network, input shape)."""
     return {
@@ -83,6 +116,36 @@ def _networks():
         "gap_then_dense": (stax.serial(stax.Conv(8, (3, 3), padding="SAME"), stax.Relu(),
                                        stax.GlobalAvgPool(), stax.Dense(8, b_std=0.5),
                                        stax.Relu(), stax.Dense(1)), (3, 4, 4, 2)),
+        # linear / normalization / architectures
+        "dense_standard": (stax.serial(
+            stax.Dense(16, W_std=1.3, b_std=0.2, parameterization="standard"), stax.Relu(),
+            stax.Dense(8, parameterization="standard", s=(1, 2)), stax.Erf(),
+            stax.Dense(3, W_std=0.9, b_std=0.0, parameterization="standard", s=(2, 1))),
+            (5, 6)),
+        "conv_standard": (stax.serial(
+            stax.Conv(6, (3, 3), padding="SAME", b_std=0.1, parameterization="standard"),
+            stax.Relu(),
+            stax.Conv(5, (2, 3), strides=(2, 1), W_std=1.4, parameterization="standard"),
+            stax.Relu(),
+            stax.Conv(4, (3, 3), padding="CIRCULAR", b_std=0.3, parameterization="standard"),
+            stax.Relu(), stax.Flatten(), stax.Dense(2, b_std=0.1, parameterization="standard")),
+            (3, 7, 6, 2)),
+        "layernorm": (stax.serial(
+            stax.Conv(6, (3, 3), padding="SAME", b_std=0.3), stax.LayerNorm(axis=(1, 2, 3)),
+            stax.Relu(), stax.AvgPool((2, 2)), stax.Conv(6, (3, 3)),
+            stax.LayerNorm(axis=(1, 3), eps=0.5), stax.Relu(), stax.Conv(4, (2, 2)),
+            stax.LayerNorm(), stax.Erf(), stax.GlobalAvgPool(), stax.Dense(1)), (3, 6, 6, 2)),
+        "conv_transpose": (stax.serial(
+            stax.Conv(6, (2, 2), strides=(2, 2), padding="SAME"), stax.Relu(),
+            stax.ConvTranspose(5, (3, 3), strides=(2, 2), padding="SAME", b_std=0.2),
+            stax.Relu(), stax.ConvTranspose(4, (2, 3), strides=(1, 2), W_std=1.2),
+            stax.Relu(), stax.ConvTranspose(4, (3, 2), strides=(3, 1),
+                                            parameterization="standard", b_std=0.1),
+            stax.Relu(), stax.Flatten(), stax.Dense(1)), (3, 5, 4, 2)),
+        # Myrtle-5 needs 32 x 32 images (five 2 x 2 poolings), the README WideResnet at least
+        # 29 x 29 (AvgPool((8, 8)) after two stride-2 groups); 2 + 1 images keep them quick.
+        "myrtle5": (_myrtle(5, width=4), (2, 32, 32, 3)),
+        "wide_resnet": (_wide_resnet(block_size=1, k=0.25, num_classes=2), (2, 29, 29, 3)),
     }
 
 

@@ -1,9 +1,10 @@
 """Implementation of :mod:`lantk.stax`: infinite-width NNGP/NTK kernels with neural-tangents'
 ``stax`` interface for the layers the book needs.
 
-Semantics follow neural-tangents 0.6.5 (``parameterization='ntk'``, ``channel_axis=-1``,
-inputs ``(N, *spatial, C)``, filters ``(*spatial, I, O)``), so code written for
-``neural_tangents.stax`` with these layers runs unchanged and gives the same numbers.
+Semantics follow neural-tangents 0.6.5 (``parameterization='ntk'`` by default, ``'standard'``
+for Dense/Conv/ConvTranspose, ``channel_axis=-1``, inputs ``(N, *spatial, C)``, filters
+``(*spatial, I, O)``), so code written for ``neural_tangents.stax`` with these layers runs
+unchanged and gives the same numbers.
 
 Internal representation
 -----------------------
@@ -61,11 +62,15 @@ from lantk._stax.kernel import (  # noqa: F401
 )
 from lantk._stax.linear import (  # noqa: F401
     Conv,
+    ConvTranspose,
     Dense,
     DenseUnscaled,
     Dropout,
     Flatten,
     Identity,
+)
+from lantk._stax.normalization import (  # noqa: F401
+    LayerNorm,
 )
 from lantk._stax.pooling import (  # noqa: F401
     AvgPool,
@@ -79,6 +84,7 @@ __all__ = [
     "Abs",
     "AvgPool",
     "Conv",
+    "ConvTranspose",
     "Dense",
     "DenseUnscaled",
     "Dropout",
@@ -91,6 +97,7 @@ __all__ = [
     "GlobalSumPool",
     "Identity",
     "KernelFn",
+    "LayerNorm",
     "LeakyRelu",
     "Relu",
     "SumPool",

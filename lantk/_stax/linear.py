@@ -1,5 +1,5 @@
-"""Affine and reshaping layers: ``Dense``, ``DenseUnscaled``, ``Conv`` (the spatial box sums of
-its kernel), ``Flatten``, ``Identity``, ``Dropout``."""
+"""Affine and reshaping layers: ``Dense``, ``DenseUnscaled``, ``Conv`` and ``ConvTranspose`` (the
+spatial box sums of their kernels), ``Flatten``, ``Identity``, ``Dropout``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from lantk._stax.requirements import (
     _input_shape,
     _int_tuple,
     _no_params,
+    _parameterization,
     _std,
+    _width_scalings,
 )
 
 
@@ -117,8 +119,17 @@ def _affine_params(params, spec: str, W_shape: tuple, has_bias: bool, out: int):
 
 
 def _affine_state(k: _State, W_std: float, b_std: float | None, fn=None,
-                  fan_in_scale: float = 1.0, width: int | None = None) -> _State:
-    """Kernel after an affine layer (NTK parameterisation): fn is the spatial map (or None)."""
+                  fan_in_scale: float = 1.0, width: int | None = None,
+                  standard_fan_in: float | None = None) -> _State:
+    """Kernel after an affine layer; ``fn`` is the spatial map (or None).
+
+    NTK parameterisation (``standard_fan_in=None``): ``K' = w2 fn(K) + b2`` for the
+    covariances and ``Θ' = w2 fn(Θ) + K'``, with ``w2 = W_std**2 * fan_in_scale``.
+
+    Standard parameterisation (``standard_fan_in = n``, the finite fan-in divided by
+    ``s[0]``): the same covariances, and ``Θ' = n fn(K) + w2 fn(Θ) (+ 1 with a bias)``: the
+    weight gradients contribute the unnormalised input covariance, the bias gradient 1.
+    """
     w2 = W_std ** 2 * fan_in_scale
     b2 = None if b_std is None else b_std ** 2
 
@@ -127,52 +138,102 @@ def _affine_state(k: _State, W_std: float, b_std: float | None, fn=None,
         a = w2 * a
         return a if b2 is None else a + b2
 
-    out = k.map_cov(aff)
     ntk = k.ntk
-    if ntk is not None:
-        ntk = (ntk if fn is None else fn(ntk)) * w2 + out.nngp
+    if standard_fan_in is None:
+        out = k.map_cov(aff)
+        if ntk is not None:
+            ntk = (ntk if fn is None else fn(ntk)) * w2 + out.nngp
+    else:
+        mapped = k.nngp if fn is None else fn(k.nngp)
+        nngp = w2 * mapped
+        out = k.replace(var1=aff(k.var1), var2=None if k.var2 is None else aff(k.var2),
+                        nngp=nngp if b2 is None else nngp + b2)
+        if ntk is not None:
+            ntk = standard_fan_in * mapped + w2 * (ntk if fn is None else fn(ntk))
+            if b_std is not None:
+                ntk = ntk + 1.0
     return out.replace(ntk=ntk, gaussian=True, chan=None, width=width,
                        tags=frozenset([object()]), is_input=False)
 
 
+def _param_spec(parameterization: str, s: tuple) -> str:
+    """The spec's tail for the parameterisation: empty for 'ntk' (whose specs predate the
+    argument), else ``parameterization='standard'`` and ``s`` when it is not ``(1, 1)``."""
+    if parameterization == "ntk":
+        return ""
+    return ", parameterization='standard'" + ("" if s == (1, 1) else f", s={s}")
+
+
+def _standard_fan_in(k: _State, spec: str, filter_size: int, s: tuple) -> float:
+    """``fan_in / s[0]`` of a standard-parameterisation layer, from the finite width of its
+    input (neural-tangents' ``k.shape1[channel_axis] * prod(filter_shape) / s[0]``)."""
+    if k.width is None:  # pragma: no cover - widths are always tracked
+        raise ValueError(f"{spec}: the finite width of its input is unknown")
+    return float(k.width) * filter_size / s[0]
+
+
 def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
-          batch_axis: int = 0, channel_axis: int = -1, parameterization: str = "ntk"):
-    """Fully connected layer on the trailing (channel) axis, NTK parameterisation:
-    ``z = W_std / sqrt(fan_in) * x @ W + b_std * b`` with ``W, b ~ N(0, 1)``."""
-    _check_nt_defaults(batch_axis, channel_axis, parameterization)
+          batch_axis: int = 0, channel_axis: int = -1, parameterization: str = "ntk",
+          s: Sequence[int] = (1, 1)):
+    """Fully connected layer on the trailing (channel) axis, as neural-tangents' ``Dense``.
+
+    ``parameterization='ntk'`` (default): ``z = W_std / sqrt(fan_in) * x @ W + b_std * b``
+    with ``W, b ~ N(0, 1)``; ``s`` is ignored (as in neural-tangents). Kernels:
+    ``K' = W_std**2 K + b_std**2``, ``Θ' = W_std**2 Θ + K'``.
+
+    ``parameterization='standard'`` (Sohl-Dickstein et al. 2020): ``W`` has shape
+    ``(fan_in, s[1] * out_dim)`` with entries ``N(0, W_std**2 s[0] / fan_in)``, the bias
+    ``N(0, b_std**2)``, and ``z = x @ W / sqrt(s[0]) + b``. The NNGP is the same as in the NTK
+    parameterisation; the NTK is ``Θ' = (fan_in / s[0]) K + W_std**2 Θ (+ 1 with a bias)``,
+    where ``fan_in`` is the finite width of the layer's input (so it depends on the widths of
+    the previous layers, as in neural-tangents).
+    """
+    parameterization = _check_nt_defaults(batch_axis, channel_axis, parameterization)
     out_dim = check_int(out_dim, "Dense: out_dim")
     W_std = _std(W_std, "Dense: W_std")
     b_std = _std(b_std, "Dense: b_std", allow_none=True)
-    spec = f"Dense({out_dim}, W_std={_fmt(W_std)}, b_std={_fmt(b_std)})"
+    s = _width_scalings(s, "Dense")
+    standard = parameterization == "standard"
+    width = out_dim * s[1] if standard else out_dim
+    spec = (f"Dense({out_dim}, W_std={_fmt(W_std)}, b_std={_fmt(b_std)}"
+            f"{_param_spec(parameterization, s)})")
 
     def init_fn(rng, input_shape):
         input_shape = _input_shape(input_shape, spec)
-        output_shape = input_shape[:-1] + (out_dim,)
+        output_shape = input_shape[:-1] + (width,)
         rng1, rng2 = random.split(rng)
-        W = random.normal(rng1, (input_shape[-1], out_dim))
+        W = random.normal(rng1, (input_shape[-1], width))
         if b_std is None:
             b = None
         else:
-            b = random.normal(rng2, (1,) * (len(input_shape) - 1) + (out_dim,))
+            b = random.normal(rng2, (1,) * (len(input_shape) - 1) + (width,))
+        if standard:
+            W = W * (W_std / (input_shape[-1] / s[0]) ** 0.5)
+            b = None if b is None else b * b_std
         return output_shape, (W, b)
 
     def apply_fn(params, inputs, **kwargs):
         if jnp.ndim(inputs) < 1:
             raise ApplyError(f"{spec} needs inputs with a feature axis, got a scalar")
-        W, b = _affine_params(params, spec, (inputs.shape[-1], out_dim), b_std is not None,
-                              out_dim)
-        out = (W_std / inputs.shape[-1] ** 0.5) * jnp.matmul(inputs, W, precision=_HIGHEST)
+        W, b = _affine_params(params, spec, (inputs.shape[-1], width), b_std is not None,
+                              width)
+        prod = jnp.matmul(inputs, W, precision=_HIGHEST)
+        if standard:
+            out = prod / s[0] ** 0.5
+            return out if b is None else out + b
+        out = (W_std / inputs.shape[-1] ** 0.5) * prod
         if b is not None:
             out = out + b_std * b
         return out
 
     def kernel(k: _State) -> _State:
-        return _affine_state(k, W_std, b_std, width=out_dim)
+        fan_in = _standard_fan_in(k, spec, 1, s) if standard else None
+        return _affine_state(k, W_std, b_std, width=width, standard_fan_in=fan_in)
 
-    def shape(s):
-        if len(s) < 1:
+    def shape(sh):
+        if len(sh) < 1:
             raise ValueError("Dense needs inputs with a feature axis")
-        return s[:-1] + (out_dim,)
+        return sh[:-1] + (width,)
 
     return _make(spec, _Diag(), kernel, shape, init_fn, apply_fn)
 
@@ -214,54 +275,94 @@ def DenseUnscaled(out_dim: int):
 _PADDINGS = ("VALID", "SAME", "CIRCULAR")
 
 
-def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | None = None,
-         padding: str = "VALID", W_std: float = 1.0, b_std: float | None = None,
-         dimension_numbers=None, parameterization: str = "ntk"):
-    """Convolution with weights shared over positions, NTK parameterisation, inputs
-    ``(N, *spatial, C)`` and filters ``(*filter_shape, C_in, C_out)`` as in neural-tangents.
+def _transpose_pads(f: int, s: int, padding: str) -> tuple[int, int]:
+    """Padding of the stride-dilated input of a transposed convolution (the padding
+    ``lax.conv_transpose`` uses): ``VALID`` gives ``n s + max(f - s, 0)`` outputs, ``SAME``
+    ``n s``."""
+    if padding == "VALID":
+        total = f + s - 2 + max(f - s, 0)
+        lo = f - 1
+    else:
+        total = f + s - 2
+        lo = f - 1 if s > f - 1 else -(-total // 2)
+    return lo, total - lo
 
-    ``z = W_std / sqrt(C_in * prod(filter_shape)) * conv(x, W) + b_std * b``. The defaults
-    (``strides=None`` = all ones, ``padding='VALID'``) are neural-tangents' defaults.
-    """
-    if dimension_numbers is not None and tuple(dimension_numbers) != _dimension_numbers(
-            len(filter_shape)):
-        raise NotImplementedError("lantk Conv supports only the NHWC/HWIO layout")
-    if parameterization != "ntk":
-        raise NotImplementedError("lantk supports only parameterization='ntk'")
-    out_chan = check_int(out_chan, "Conv: out_chan")
-    filter_shape = _int_tuple(filter_shape, "Conv: filter_shape")
+
+def _transpose_out_size(n: int, f: int, s: int, padding: str) -> int:
+    lo, hi = _transpose_pads(f, s, padding)
+    return (n - 1) * s + 1 + lo + hi - f + 1
+
+
+def _dilate(a: jnp.ndarray, spatial: tuple, diag: bool, filter_shape, strides, padding):
+    """Insert ``s - 1`` zeros between pixels and pad as ``lax.conv_transpose`` does (along
+    both pixel indices in the full mode): the covariance of the dilated, padded input of a
+    transposed convolution, whose stride-1 VALID box sum is the layer's kernel map."""
+    if a.ndim == 0:
+        return a
+    n_sp = len(spatial)
+    cfg = [(0, 0, 0)] * a.ndim
+    for d, (f, s) in enumerate(zip(filter_shape, strides)):
+        lo, hi = _transpose_pads(f, s, padding)
+        for ax in ((d,) if diag else (d, n_sp + d)):
+            cfg[ax] = (lo, hi, s - 1)
+    return lax.pad(a, jnp.zeros((), a.dtype), cfg)
+
+
+def _conv_layer(name: str, transpose: bool, out_chan, filter_shape, strides, padding, W_std,
+                b_std, dimension_numbers, parameterization, s):
+    """``Conv`` (``transpose=False``) and ``ConvTranspose``: argument checks, the finite
+    layer and the kernel map (a box sum over the filter window, of the stride-dilated input
+    covariance for the transposed convolution)."""
+    parameterization = _parameterization(parameterization, name)
+    out_chan = check_int(out_chan, f"{name}: out_chan")
+    filter_shape = _int_tuple(filter_shape, f"{name}: filter_shape")
     n_sp = len(filter_shape)
+    if dimension_numbers is not None and tuple(dimension_numbers) != _dimension_numbers(n_sp):
+        raise NotImplementedError(f"lantk {name} supports only the NHWC/HWIO layout")
     if strides is None:
         strides = (1,) * n_sp
     else:
-        strides = _int_tuple(strides, "Conv: strides")
+        strides = _int_tuple(strides, f"{name}: strides")
         if len(strides) != n_sp:
-            raise ValueError(f"Conv: strides {strides} has {len(strides)} entries but "
+            raise ValueError(f"{name}: strides {strides} has {len(strides)} entries but "
                              f"filter_shape {filter_shape} has {n_sp} (one stride per spatial "
                              f"axis)")
     if not isinstance(padding, str) or padding.upper() not in _PADDINGS:
-        raise ValueError(f"Conv: padding must be one of {_PADDINGS}, got {padding!r}")
+        raise ValueError(f"{name}: padding must be one of {_PADDINGS}, got {padding!r}")
     padding = padding.upper()
-    W_std = _std(W_std, "Conv: W_std")
-    b_std = _std(b_std, "Conv: b_std", allow_none=True)
-    spec = (f"Conv({out_chan}, {filter_shape}, strides={strides}, padding={padding!r}, "
-            f"W_std={_fmt(W_std)}, b_std={_fmt(b_std)})")
+    if transpose and padding == "CIRCULAR":
+        raise NotImplementedError("lantk ConvTranspose supports padding 'VALID' and 'SAME', "
+                                  "not 'CIRCULAR'")
+    W_std = _std(W_std, f"{name}: W_std")
+    b_std = _std(b_std, f"{name}: b_std", allow_none=True)
+    s = _width_scalings(s, name)
+    standard = parameterization == "standard"
+    width = out_chan * s[1] if standard else out_chan
+    spec = (f"{name}({out_chan}, {filter_shape}, strides={strides}, padding={padding!r}, "
+            f"W_std={_fmt(W_std)}, b_std={_fmt(b_std)}{_param_spec(parameterization, s)})")
     dn = _dimension_numbers(n_sp)
     init_padding = "SAME" if padding == "CIRCULAR" else padding
+    filter_size = math.prod(filter_shape)
 
     def out_spatial(sp):
-        return tuple(_conv_out_size(n, f, s, init_padding)
-                     for n, f, s in zip(sp, filter_shape, strides))
+        if transpose:
+            return tuple(_transpose_out_size(n, f, st, padding)
+                         for n, f, st in zip(sp, filter_shape, strides))
+        return tuple(_conv_out_size(n, f, st, init_padding)
+                     for n, f, st in zip(sp, filter_shape, strides))
 
     def init_fn(rng, input_shape):
         input_shape = _input_shape(input_shape, spec)
         if len(input_shape) != n_sp + 2:
-            raise ValueError(f"Conv with a {n_sp}-d filter needs inputs of rank {n_sp + 2}, "
+            raise ValueError(f"{name} with a {n_sp}-d filter needs inputs of rank {n_sp + 2}, "
                              f"got input_shape {input_shape}")
         k1, k2 = random.split(rng)
-        W = random.normal(k1, filter_shape + (input_shape[-1], out_chan))
-        b = None if b_std is None else random.normal(k2, (1,) * (n_sp + 1) + (out_chan,))
-        output_shape = (input_shape[0],) + out_spatial(input_shape[1:-1]) + (out_chan,)
+        W = random.normal(k1, filter_shape + (input_shape[-1], width))
+        b = None if b_std is None else random.normal(k2, (1,) * (n_sp + 1) + (width,))
+        if standard:
+            W = W * (W_std / (input_shape[-1] * filter_size / s[0]) ** 0.5)
+            b = None if b is None else b * b_std
+        output_shape = (input_shape[0],) + out_spatial(input_shape[1:-1]) + (width,)
         return output_shape, (W, b)
 
     def apply_fn(params, inputs, **kwargs):
@@ -269,38 +370,97 @@ def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | No
             raise ApplyError(f"{spec} needs inputs of rank {n_sp + 2} (N, "
                               f"{', '.join(['S'] * n_sp)}, C), got shape "
                               f"{tuple(jnp.shape(inputs))}")
-        W, b = _affine_params(params, spec, filter_shape + (inputs.shape[-1], out_chan),
-                              b_std is not None, out_chan)
-        norm = W_std / (inputs.shape[-1] * math.prod(filter_shape)) ** 0.5
+        W, b = _affine_params(params, spec, filter_shape + (inputs.shape[-1], width),
+                              b_std is not None, width)
+        if standard:
+            norm, b_scale = 1.0 / s[0] ** 0.5, 1.0
+        else:
+            norm, b_scale = W_std / (inputs.shape[-1] * filter_size) ** 0.5, b_std
         x = inputs
         pad = padding
         if padding == "CIRCULAR":
-            widths = [(0, 0)] + [_pads(n, f, s, "SAME") for n, f, s in
+            widths = [(0, 0)] + [_pads(n, f, st, "SAME") for n, f, st in
                                  zip(inputs.shape[1:-1], filter_shape, strides)] + [(0, 0)]
             x = jnp.pad(x, widths, mode="wrap")
             pad = "VALID"
-        out = norm * lax.conv_general_dilated(x, W, strides, pad, dimension_numbers=dn,
-                                              precision=_HIGHEST)
+        if transpose:
+            out = lax.conv_transpose(x, W, strides, pad, dimension_numbers=dn,
+                                     precision=_HIGHEST)
+        else:
+            out = lax.conv_general_dilated(x, W, strides, pad, dimension_numbers=dn,
+                                           precision=_HIGHEST)
+        out = norm * out
         if b is not None:
-            out = out + b_std * b
+            out = out + (b if standard else b_scale * b)
         return out
 
     def kernel(k: _State) -> _State:
-        box = lambda a: _box(a, k.spatial, k.diag, filter_shape, strides, padding)
-        out = _affine_state(k, W_std, b_std, fn=box, width=out_chan)
+        if transpose:
+            dilated = tuple((n - 1) * st + 1 + sum(_transpose_pads(f, st, padding))
+                            for n, f, st in zip(k.spatial, filter_shape, strides))
+            ones = (1,) * n_sp
+
+            def box(a):
+                a = _dilate(a, k.spatial, k.diag, filter_shape, strides, padding)
+                return _box(a, dilated, k.diag, filter_shape, ones, "VALID")
+        else:
+            box = lambda a: _box(a, k.spatial, k.diag, filter_shape, strides, padding)
+        fan_in = _standard_fan_in(k, spec, filter_size, s) if standard else None
+        out = _affine_state(k, W_std, b_std, fn=box, width=width, standard_fan_in=fan_in)
         return out.replace(spatial=out_spatial(k.spatial))
 
-    def shape(s):
-        if len(s) != n_sp + 1:
-            raise ValueError(f"Conv with a {n_sp}-d filter needs inputs of shape "
-                             f"(N, {', '.join(['S'] * n_sp)}, C); got feature shape {s}")
-        sp = out_spatial(s[:-1])
+    def shape(sh):
+        if len(sh) != n_sp + 1:
+            raise ValueError(f"{name} with a {n_sp}-d filter needs inputs of shape "
+                             f"(N, {', '.join(['S'] * n_sp)}, C); got feature shape {sh}")
+        sp = out_spatial(sh[:-1])
         if min(sp) < 1:
-            raise ValueError(f"input spatial shape {s[:-1]} is smaller than the filter "
+            raise ValueError(f"input spatial shape {sh[:-1]} is smaller than the filter "
                              f"{filter_shape}")
-        return sp + (out_chan,)
+        return sp + (width,)
 
     return _make(spec, _Diag(input=_YES, output=_NO), kernel, shape, init_fn, apply_fn)
+
+
+def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | None = None,
+         padding: str = "VALID", W_std: float = 1.0, b_std: float | None = None,
+         dimension_numbers=None, parameterization: str = "ntk", s: Sequence[int] = (1, 1)):
+    """Convolution with weights shared over positions, inputs ``(N, *spatial, C)`` and filters
+    ``(*filter_shape, C_in, C_out)`` as in neural-tangents.
+
+    NTK parameterisation: ``z = W_std / sqrt(fan_in) * conv(x, W) + b_std * b``,
+    ``fan_in = C_in * prod(filter_shape)``, ``W, b ~ N(0, 1)``. Standard parameterisation:
+    ``z = conv(x, W) / sqrt(s[0]) + b`` with ``W ~ N(0, W_std**2 s[0] / fan_in)`` of
+    ``s[1] * out_chan`` output channels and ``b ~ N(0, b_std**2)``. The defaults
+    (``strides=None`` = all ones, ``padding='VALID'``) are neural-tangents' defaults.
+
+    Kernel: ``K' = W_std**2 box(K) + b_std**2`` where ``box`` is the mean over the filter
+    window of same-offset pixel covariances, ``box(K)[p, q] = mean_i K[s p + i, s q + i]``
+    (zero padding for SAME, periodic for CIRCULAR). NTK: ``Θ' = W_std**2 box(Θ) + K'``
+    (``'ntk'``) or ``Θ' = (fan_in / s[0]) box(K) + W_std**2 box(Θ) (+ 1 with a bias)``
+    (``'standard'``, with the finite fan-in).
+    """
+    return _conv_layer("Conv", False, out_chan, filter_shape, strides, padding, W_std, b_std,
+                       dimension_numbers, parameterization, s)
+
+
+def ConvTranspose(out_chan: int, filter_shape: Sequence[int],
+                  strides: Sequence[int] | None = None, padding: str = "VALID",
+                  W_std: float = 1.0, b_std: float | None = None, dimension_numbers=None,
+                  parameterization: str = "ntk", s: Sequence[int] = (1, 1)):
+    """Transposed convolution (neural-tangents' ``ConvTranspose``; ``lax.conv_transpose``
+    with filters ``(*filter_shape, C_in, C_out)``), padding ``'VALID'`` (``n s + max(f - s,
+    0)`` outputs per axis) or ``'SAME'`` (``n s``); ``'CIRCULAR'`` is not supported.
+
+    The finite layer is a stride-1 VALID convolution of the input dilated by the strides
+    (``s - 1`` zeros between pixels) and padded, with the same scalings as :func:`Conv`
+    (``fan_in = C_in * prod(filter_shape)``). Kernel: the same as :func:`Conv`'s with
+    ``box(K)[p, q] = mean_i D(K)[p + i, q + i]``, ``D(K)`` the covariance of the dilated,
+    padded input (zero at the inserted pixels).
+    """
+    return _conv_layer("ConvTranspose", True, out_chan, filter_shape, strides, padding, W_std,
+                       b_std, dimension_numbers, parameterization, s)
+
 
 
 def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):

@@ -111,11 +111,36 @@ def _dimension_numbers(n_sp: int):
     return ("N" + letters + "C", letters + "IO", "N" + letters + "C")
 
 
-def _check_nt_defaults(batch_axis, channel_axis, parameterization):
+def _check_nt_defaults(batch_axis, channel_axis, parameterization="ntk"):
+    """Check the layout arguments (only neural-tangents' defaults) and return the canonical
+    ``parameterization`` (see :func:`_parameterization`)."""
     if batch_axis != 0 or channel_axis != -1:
         raise NotImplementedError("lantk layers use batch_axis=0 and channel_axis=-1")
-    if parameterization != "ntk":
-        raise NotImplementedError("lantk supports only parameterization='ntk'")
+    return _parameterization(parameterization)
+
+
+_PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def _parameterization(value, layer: str = "") -> str:
+    """``'ntk'`` or ``'standard'`` (case-insensitive, as neural-tangents lowercases it)."""
+    prefix = f"{layer}: " if layer else ""
+    if not isinstance(value, str) or value.lower() not in _PARAMETERIZATIONS:
+        raise ValueError(f"{prefix}parameterization must be 'ntk' or 'standard', got "
+                         f"{value!r}")
+    return value.lower()
+
+
+def _width_scalings(s, layer: str) -> tuple:
+    """neural-tangents' ``s``: a pair of positive integers (input and output width
+    scalings of a standard-parameterisation layer)."""
+    if isinstance(s, str) or not isinstance(s, (Sequence, np.ndarray)) or len(s) != 2:
+        raise ValueError(f"{layer}: s must be a pair of positive integers (the input and "
+                         f"output width scalings), got {s!r}")
+    try:
+        return tuple(check_int(v, f"{layer}: s") for v in s)
+    except ValueError:
+        raise ValueError(f"{layer}: s must be a pair of positive integers, got {s!r}") from None
 
 
 def _split_rng(kwargs: dict, n: int) -> list:
