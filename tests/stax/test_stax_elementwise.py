@@ -114,7 +114,7 @@ def test_closed_forms_match_gaussian_quadrature(x64, name):
     variances take the layers' separate diagonal maps)."""
     build, ref = LAYERS[name]
     layer = build()
-    x = np.concatenate([XV, -XV[:1]])  # includes an exactly anti-correlated pair
+    x = np.concatenate([XV, -XV[:1]])  # includes a strongly anti-correlated pair
     cov = _input_cov(x)
     nngp, ntk = _k(stax.serial(stax.Dense(3, W_std=W1, b_std=B1), layer)[2], x)
     fn = lambda t: np.asarray(layer[1]((), jnp.asarray(t)))
