@@ -64,12 +64,21 @@ divides the covariances by ``sqrt(Q(x) Q(x'))``, ``Q`` the mean same-pixel varia
 normalised axes plus ``eps`` (channel axis, optionally spatial axes too).
 ``ConvTranspose`` is a transposed convolution (padding ``'VALID'`` or ``'SAME'``).
 
+Nonlinearities (closed-form kernel maps, formulas in their docstrings): ``Relu``,
+``LeakyRelu``, ``ABRelu``, ``Abs``, ``Erf``, ``Sigmoid_like`` (an erf fit of the logistic
+sigmoid), ``Gelu`` (``approximate=True`` changes ``apply_fn`` only, as in neural-tangents),
+``Sin``, ``Cos``, ``Rbf`` (NNGP ``exp(-gamma E (u - v)^2)``) and ``Sign`` (whose NTK factor is
+0, as in neural-tangents).
+
 ``DenseUnscaled`` (no ``1/sqrt(fan_in)``; the first layer of the book's two-layer network) is a
 lantk addition. Differences from neural-tangents: only ``batch_axis=0`` and
 ``channel_axis=-1``; no masking; ``LayerNorm`` does not normalise over the batch axis and
 ``ConvTranspose`` has no ``'CIRCULAR'`` padding; float32 inputs are computed in float32
 (neural-tangents upcasts to float64 when x64 is on); the ReLU-family layers take no
-``do_stabilize`` argument (their maps are always evaluated in the stable ``arctan2`` form).
+``do_stabilize`` argument (their maps are always evaluated in the stable ``arctan2`` form);
+in the full mode ``Sign``'s covariances between two pixels of one input are
+``1 - 2 theta / pi`` (neural-tangents 0.6.5 sets them all to 1, which changes the kernel when a
+pooling and another nonlinearity follow ``Sign``).
 
 The implementation lives in the private package ``lantk._stax``, split along neural-tangents'
 lines: ``requirements`` (the requirement algebra and argument checks), ``kernel`` (the kernel
@@ -85,6 +94,7 @@ from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     AvgPool,
     Conv,
     ConvTranspose,
+    Cos,
     Dense,
     DenseUnscaled,
     Dropout,
@@ -93,13 +103,18 @@ from lantk._stax import (  # noqa: F401  (the public layers, re-exported)
     FanInSum,
     FanOut,
     Flatten,
+    Gelu,
     GlobalAvgPool,
     GlobalSumPool,
     Identity,
     KernelFn,
     LayerNorm,
     LeakyRelu,
+    Rbf,
     Relu,
+    Sigmoid_like,
+    Sign,
+    Sin,
     SumPool,
     parallel,
     repeat,

@@ -116,6 +116,29 @@ def _networks():
         "gap_then_dense": (stax.serial(stax.Conv(8, (3, 3), padding="SAME"), stax.Relu(),
                                        stax.GlobalAvgPool(), stax.Dense(8, b_std=0.5),
                                        stax.Relu(), stax.Dense(1)), (3, 4, 4, 2)),
+        # elementwise nonlinearities
+        "fc_gelu": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2), stax.Gelu(),
+                                stax.Dense(1, b_std=0.1)), (5, 6)),
+        "fc_gelu_tanh": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2),
+                                     stax.Gelu(approximate=True), stax.Dense(1)), (5, 6)),
+        "fc_sigmoid_like": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2),
+                                        stax.Sigmoid_like(), stax.Dense(1)), (5, 6)),
+        "fc_sin": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2), stax.Sin(1.2, 0.8, 0.3),
+                               stax.Dense(1)), (5, 6)),
+        "fc_cos": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2), stax.Cos(0.9, 1.1, -0.4),
+                               stax.Dense(1, b_std=0.2)), (5, 6)),
+        "fc_rbf": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2), stax.Rbf(0.7),
+                               stax.Dense(1)), (5, 6)),
+        "fc_sign": (stax.serial(stax.Dense(16, W_std=1.3, b_std=0.2), stax.Sign(),
+                                stax.Dense(1, b_std=0.3)), (5, 6)),
+        "conv_gelu_cos": (stax.serial(
+            stax.Conv(6, (3, 3), padding="SAME", b_std=0.2), stax.Gelu(), stax.AvgPool((2, 2)),
+            stax.Conv(4, (2, 2)), stax.Cos(b=0.7, c=0.2), stax.Conv(4, (2, 2), b_std=0.1),
+            stax.Rbf(0.5), stax.GlobalAvgPool(), stax.Dense(1)), (3, 7, 6, 2)),
+        "conv_sign_sin": (stax.serial(
+            stax.Conv(6, (3, 3), padding="SAME", b_std=0.2), stax.Sign(),
+            stax.Conv(4, (2, 2), W_std=1.2), stax.Sin(b=0.9, c=-0.3), stax.Conv(4, (2, 2)),
+            stax.Sigmoid_like(), stax.Flatten(), stax.Dense(2)), (3, 6, 5, 2)),
         # linear / normalization / architectures
         "dense_standard": (stax.serial(
             stax.Dense(16, W_std=1.3, b_std=0.2, parameterization="standard"), stax.Relu(),

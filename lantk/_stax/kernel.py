@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import math
+import operator
 import string
 from collections.abc import Callable, Sequence
 
@@ -76,20 +77,23 @@ def _var_diag(v: jnp.ndarray, spatial: tuple, diag: bool) -> jnp.ndarray:
     return d.T.reshape(spatial + (n,))
 
 
-def _outer12(d1: jnp.ndarray, d2: jnp.ndarray, s: int, diag: bool) -> jnp.ndarray:
-    """prod[..., n1, n2] = d1[p1, n1] * d2[p2, n2] broadcast to the nngp layout."""
+def _outer12(d1: jnp.ndarray, d2: jnp.ndarray, s: int, diag: bool,
+             combine=operator.mul) -> jnp.ndarray:
+    """prod[..., n1, n2] = d1[p1, n1] * d2[p2, n2] broadcast to the nngp layout (``combine``
+    in place of ``*``, e.g. ``operator.add`` for the sums of variances)."""
     if diag or s == 0:
-        return d1[..., :, None] * d2[..., None, :]
+        return combine(d1[..., :, None], d2[..., None, :])
     a = d1.reshape(d1.shape[:s] + (1,) * s + (d1.shape[-1], 1))
     b = d2.reshape((1,) * s + d2.shape[:s] + (1, d2.shape[-1]))
-    return a * b
+    return combine(a, b)
 
 
-def _outer11(d: jnp.ndarray, s: int) -> jnp.ndarray:
-    """prod[p1, p2, n] = d[p1, n] * d[p2, n] (full-mode self covariances)."""
+def _outer11(d: jnp.ndarray, s: int, combine=operator.mul) -> jnp.ndarray:
+    """prod[p1, p2, n] = d[p1, n] * d[p2, n] (full-mode self covariances; ``combine`` in place
+    of ``*``)."""
     a = d.reshape(d.shape[:s] + (1,) * s + (d.shape[-1],))
     b = d.reshape((1,) * s + d.shape[:s] + (d.shape[-1],))
-    return a * b
+    return combine(a, b)
 
 
 @dataclasses.dataclass(frozen=True)
