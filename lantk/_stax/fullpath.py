@@ -42,7 +42,7 @@ from lantk._stax.kernel import _HIGHEST, _input_state, _materialise, _State
 
 # Pixel pairs x batch entries per chunk: small enough that a chunk's arrays stay in cache,
 # large enough that the loop's per-iteration overhead is negligible.
-_CHUNK_ELEMENTS = 1 << 16
+_CHUNK_ELEMENTS = 1 << 18
 
 # Input covariances from at most this many channels are summed channel by channel.
 _UNROLL_CHANNELS = 8
