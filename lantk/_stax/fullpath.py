@@ -60,7 +60,9 @@ class Affine:
 
 @dataclasses.dataclass(frozen=True)
 class Nonlin:
-    """A nonlinearity with the general path's kernel map ``kmap(nngp, outer, ntk, same)``."""
+    """A nonlinearity with the general path's kernel map ``kmap(nngp, outer, ntk, same=,
+    store=)`` (``store``: a function the map may pass intermediate arrays through so that XLA
+    computes them once)."""
     kmap: object
 
 
