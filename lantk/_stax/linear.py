@@ -422,6 +422,8 @@ def _conv_layer(name: str, transpose: bool, out_chan, filter_shape, strides, pad
                              f"{filter_shape}")
         return sp + (width,)
 
+    # fast path (fullpath.py): stride-1 SAME NTK-parameterised convolutions; w2 computed as
+    # _affine_state does (W_std ** 2 * fan_in_scale)
     taps = None if transpose or standard else same_taps(filter_shape, padding, strides)
     fast = None if taps is None else Affine(W_std ** 2 * 1.0,
                                             None if b_std is None else b_std ** 2, taps, width)
