@@ -139,6 +139,13 @@ def _networks():
             stax.Conv(6, (3, 3), padding="SAME", b_std=0.2), stax.Sign(),
             stax.Conv(4, (2, 2), W_std=1.2), stax.Sin(b=0.9, c=-0.3), stax.Conv(4, (2, 2)),
             stax.Sigmoid_like(), stax.Flatten(), stax.Dense(2)), (3, 6, 5, 2)),
+        # the full-mode fast path (lantk/_stax/fullpath.py) with biases, a Dense layer between
+        # the convolutions, other ReLU-like maps, an even filter and GlobalSumPool
+        "gap_mixed": (stax.serial(stax.Conv(6, (2, 3), padding="SAME", W_std=1.3, b_std=0.2),
+                                  stax.LeakyRelu(0.1), stax.Dense(5, W_std=1.1, b_std=0.1),
+                                  stax.Abs(), stax.Conv(4, (3, 3), padding="SAME"),
+                                  stax.Relu(), stax.GlobalSumPool(), stax.Dense(1)),
+                      (3, 5, 4, 2)),
         # linear / normalization / architectures
         "dense_standard": (stax.serial(
             stax.Dense(16, W_std=1.3, b_std=0.2, parameterization="standard"), stax.Relu(),

@@ -34,24 +34,24 @@ def _angle(y, x):
     hi = jnp.maximum(y, ax)
     # Reduced argument w = tan(reduced angle) with a single division: lo/hi on the first
     # part of [0, 1], (lo - hi)/(lo + hi) (= tan(angle - pi/4)) on the rest.
+    # ``big`` as 0.0/1.0 and selects written as exact blends (x + 0 * y = x, 1 * y = y): the
+    # same values as jnp.where, but XLA:CPU fuses them into fewer loops (about 2x faster).
     if x.dtype == jnp.float32:
-        big = lo > 0.41421356237309503 * hi  # tan(pi/8)
+        big = (lo > 0.41421356237309503 * hi).astype(x.dtype)  # tan(pi/8)
     else:
-        big = lo > 0.66 * hi
-    num = jnp.where(big, lo - hi, lo)
-    den = jnp.where(big, lo + hi, hi)
+        big = (lo > 0.66 * hi).astype(x.dtype)
+    num = lo - big * hi
+    den = hi + big * lo
     w = num / jnp.where(den > 0, den, 1)
     w2 = w * w
     if x.dtype == jnp.float32:
         p = (((_ATAN_PF[0] * w2 + _ATAN_PF[1]) * w2 + _ATAN_PF[2]) * w2 + _ATAN_PF[3]) * w2
-        a = p * w + w
-        a = jnp.where(big, a + np.pi / 4, a)
+        a = p * w + w + big * (np.pi / 4)
     else:
         num = (((_ATAN_P[0] * w2 + _ATAN_P[1]) * w2 + _ATAN_P[2]) * w2 + _ATAN_P[3]) * w2 \
             + _ATAN_P[4]
         den = ((((w2 + _ATAN_Q[0]) * w2 + _ATAN_Q[1]) * w2 + _ATAN_Q[2]) * w2
                + _ATAN_Q[3]) * w2 + _ATAN_Q[4]
-        a = w * (w2 * num / den) + w
-        a = jnp.where(big, a + (np.pi / 4 + 3.061616997868383e-17), a)
+        a = w * (w2 * num / den) + w + big * (np.pi / 4 + 3.061616997868383e-17)
     a = jnp.where(y > ax, np.pi / 2 - a, a)
     return jnp.where(x < 0, np.pi - a, a)

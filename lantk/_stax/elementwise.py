@@ -18,6 +18,7 @@ import numpy as np
 
 from lantk._checks import check_real
 from lantk._stax._numerics import _angle, _sqrt0
+from lantk._stax.fullpath import Nonlin
 from lantk._stax.kernel import (
     KernelFn,
     _gaussian_input_variances,
@@ -67,7 +68,7 @@ def _elementwise(spec, fn, kmap):
         return k.replace(var1=var1, var2=var2, nngp=_materialise(nngp, k.one),
                          ntk=_materialise(ntk, k.one), gaussian=False)
 
-    return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn)
+    return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn, fast=Nonlin(kmap))
 
 
 def ABRelu(a: float, b: float):
@@ -79,7 +80,9 @@ def ABRelu(a: float, b: float):
     def fn(x):
         return a * jnp.minimum(x, 0) + b * jnp.maximum(x, 0)
 
-    def kmap(nngp, outer, ntk, diagonal=False, same=None):
+    def kmap(nngp, outer, ntk, diagonal=False, same=None, store=None):
+        # store: None, or a function that returns its argument stored as an array (the fast
+        # path's _materialise), so that XLA computes the angle once for both outputs.
         if diagonal:  # same input, same pixel: correlation 1, angle 0
             return mean_sq * nngp, None
         prod = outer(lambda q: q)
@@ -88,6 +91,8 @@ def ABRelu(a: float, b: float):
             root = jnp.where(same, 0, root)
         theta = jnp.where((root == 0) & (nngp == 0), np.pi / 2, _angle(root, nngp))
         dot_sigma = mean_sq - factor * theta
+        if store is not None and ntk is not None:
+            dot_sigma = store(dot_sigma)
         new = factor * root + dot_sigma * nngp
         return new, (None if ntk is None else ntk * dot_sigma)
 

@@ -103,6 +103,7 @@ class _Layer:
     kernel: Callable[[_State], _State]
     shape: Callable[[tuple], tuple]  # feature shape (without batch) -> output feature shape
     takes_list: bool = False  # input is a list of branches (parallel, FanInSum, FanInConcat)
+    fast: object = None  # description for the full-mode fast path (fullpath.py), or None
 
 
 class KernelFn:
@@ -244,11 +245,25 @@ class KernelFn:
     # -- computation --------------------------------------------------------------------
     def _compute(self, x1, x2, get, diag):
         want_ntk = "ntk" in get
-        k = _input_state(x1, x2, diag, want_ntk)
-        k = _run_layers(self.layers, k)
+        layers = self.layers
+        j = 0
+        if not diag and x1.ndim > 2 and _FAST_PATH["enabled"]:
+            from lantk._stax import fullpath
+
+            j = fullpath.split(layers, x1.ndim - 2)
+        if j:  # a full-mode prefix ending in a global pooling layer (e.g. CNTK-GAP)
+            k = fullpath.run(layers[:j], x1, x2, want_ntk)
+        else:
+            k = _input_state(x1, x2, diag, want_ntk)
+        k = _run_layers(layers[j:], k)
         if isinstance(k, list):
             return [tuple(_export(ki, g) for g in get) for ki in k]
         return tuple(_export(k, g) for g in get)
+
+
+# "enabled": the full-mode fast path of fullpath.py (switched off by the tests that compare
+# it with the general path; a jitted KernelFn keeps the choice it was first traced with).
+_FAST_PATH = {"enabled": True}
 
 
 def _run_layers(layers, k):
@@ -376,8 +391,8 @@ def _export(k: _State, what: str):
     return jnp.transpose(a, perm)
 
 
-def _make(spec, req, kernel, shape, init_fn, apply_fn):
-    layer = _Layer(spec=spec, req=req, kernel=kernel, shape=shape)
+def _make(spec, req, kernel, shape, init_fn, apply_fn, fast=None):
+    layer = _Layer(spec=spec, req=req, kernel=kernel, shape=shape, fast=fast)
     return x64(init_fn), x64(apply_fn), KernelFn([layer], spec)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from jax import lax, random
 
 from lantk._checks import check_choice, check_int, check_real
+from lantk._stax.fullpath import Affine, same_taps
 from lantk._stax.kernel import _HIGHEST, _make, _pixel_eye, _State
 from lantk._stax.requirements import (
     _NO,
@@ -235,7 +236,9 @@ def Dense(out_dim: int, W_std: float = 1.0, b_std: float | None = None,
             raise ValueError("Dense needs inputs with a feature axis")
         return sh[:-1] + (width,)
 
-    return _make(spec, _Diag(), kernel, shape, init_fn, apply_fn)
+    fast = None if standard else Affine(W_std ** 2 * 1.0, None if b_std is None else b_std ** 2,
+                                        None, width)
+    return _make(spec, _Diag(), kernel, shape, init_fn, apply_fn, fast=fast)
 
 
 def DenseUnscaled(out_dim: int):
@@ -419,7 +422,13 @@ def _conv_layer(name: str, transpose: bool, out_chan, filter_shape, strides, pad
                              f"{filter_shape}")
         return sp + (width,)
 
-    return _make(spec, _Diag(input=_YES, output=_NO), kernel, shape, init_fn, apply_fn)
+    # fast path (fullpath.py): stride-1 SAME NTK-parameterised convolutions; w2 computed as
+    # _affine_state does (W_std ** 2 * fan_in_scale)
+    taps = None if transpose or standard else same_taps(filter_shape, padding, strides)
+    fast = None if taps is None else Affine(W_std ** 2 * 1.0,
+                                            None if b_std is None else b_std ** 2, taps, width)
+    return _make(spec, _Diag(input=_YES, output=_NO), kernel, shape, init_fn, apply_fn,
+                 fast=fast)
 
 
 def Conv(out_chan: int, filter_shape: Sequence[int], strides: Sequence[int] | None = None,

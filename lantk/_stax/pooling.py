@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
+from lantk._stax.fullpath import Pool
 from lantk._stax.kernel import _make, _State
 from lantk._stax.linear import _conv_out_size, _pad_axes, _pads
 from lantk._stax.requirements import (
@@ -71,7 +72,8 @@ def _global_pool(name: str, average: bool):
                              f"feature shape {s}")
         return (s[-1],)
 
-    return _make(spec, _Diag(input=_MAYBE, output=_YES), kernel, shape, init_fn, apply_fn)
+    return _make(spec, _Diag(input=_MAYBE, output=_YES), kernel, shape, init_fn, apply_fn,
+                 fast=Pool(average))
 
 
 _POOL_PADDINGS = ("VALID", "SAME", "CIRCULAR")
