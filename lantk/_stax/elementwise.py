@@ -33,7 +33,7 @@ from lantk._stax.kernel import (
 from lantk._stax.requirements import _Diag, _no_params
 
 
-def _elementwise(spec, fn, kmap):
+def _elementwise(spec, fn, kmap, fast: bool = False):
     """A nonlinearity from its kernel map ``kmap(nngp, outer, ntk, same=None,
     diagonal=False) -> (nngp, ntk)``: ``outer(g, combine=operator.mul)`` is
     ``combine(g(q1), g(q2))`` broadcast to the layout of ``nngp`` (``q1``, ``q2`` the same-pixel
@@ -68,7 +68,10 @@ def _elementwise(spec, fn, kmap):
         return k.replace(var1=var1, var2=var2, nngp=_materialise(nngp, k.one),
                          ntk=_materialise(ntk, k.one), gaussian=False)
 
-    return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn, fast=Nonlin(kmap))
+    # only maps written for the full-mode fast path (fullpath.py calls them with a plain
+    # product ``outer`` and ``store=``) may declare it: the ABRelu family
+    return _make(spec, _Diag(), kernel, lambda s: s, init_fn, apply_fn,
+                 fast=Nonlin(kmap) if fast else None)
 
 
 def ABRelu(a: float, b: float):
@@ -96,7 +99,7 @@ def ABRelu(a: float, b: float):
         new = factor * root + dot_sigma * nngp
         return new, (None if ntk is None else ntk * dot_sigma)
 
-    return _elementwise(f"ABRelu({a!r}, {b!r})", fn, kmap)
+    return _elementwise(f"ABRelu({a!r}, {b!r})", fn, kmap, fast=True)
 
 
 def Relu():

@@ -96,6 +96,10 @@ def test_split_takes_only_supported_prefixes():
         stax.serial(stax.Conv(4, (3, 3), padding="VALID"), stax.Relu(), stax.GlobalAvgPool()),
         stax.serial(conv(parameterization="standard"), stax.Relu(), stax.GlobalAvgPool()),
         stax.serial(conv(), stax.Erf(), stax.GlobalAvgPool()),  # no fast kernel map
+        stax.serial(conv(), stax.Gelu(), stax.GlobalAvgPool()),
+        stax.serial(conv(), stax.Sin(), stax.GlobalAvgPool()),
+        stax.serial(conv(), stax.Rbf(), stax.GlobalAvgPool()),
+        stax.serial(conv(), stax.Sign(), stax.GlobalAvgPool()),
         stax.serial(conv(), stax.AvgPool((2, 2)), stax.Relu(), stax.GlobalAvgPool()),
         stax.serial(stax.Relu(), conv(), stax.GlobalAvgPool()),  # not Gaussian: general error
         stax.serial(stax.GlobalAvgPool(), stax.Dense(1)),
@@ -118,3 +122,19 @@ def test_nngp_only(monkeypatch):
     x = np.random.default_rng(3).standard_normal((3,) + spatial + (2,))
     fast, slow = _both(make, monkeypatch, x, None, get="nngp")
     assert _rel(fast, slow) < 1e-12
+
+
+def test_other_nonlinearities_before_a_global_pool_take_the_general_path():
+    """Gelu, Sin, Cos, Rbf, Sign, Sigmoid_like, Erf: their kernel maps are not written for
+    the fast path, so a CNTK-GAP built with them computes on the general path."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4, 4, 2))
+    for act in (stax.Gelu(), stax.Sin(), stax.Cos(), stax.Rbf(), stax.Sign(),
+                stax.Sigmoid_like(), stax.Erf()):
+        net = stax.serial(stax.Conv(3, (3, 3), padding="SAME"), act,
+                          stax.Conv(3, (3, 3), padding="SAME"), stax.Relu(),
+                          stax.GlobalAvgPool(), stax.Dense(1))
+        assert fullpath.split(net[2].layers, 2) == 0, net[2].spec
+        k = net[2](x, None, ("nngp", "ntk"))
+        assert np.all(np.isfinite(k.nngp)) and np.all(np.isfinite(k.ntk)), net[2].spec
+        assert np.allclose(k.nngp, k.nngp.T), net[2].spec
