@@ -536,18 +536,7 @@ class _Job:
 # memory
 
 
-def _host_available_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
+_host_available_bytes = tiles.host_available_bytes  # MemAvailable, else free pages
 
 
 def _default_budget(devices) -> int | None:
