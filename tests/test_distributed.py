@@ -11,10 +11,10 @@ import textwrap
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _counting import Counting as _Counting
 
 from lantk import tiles
 from lantk._x64 import x64
@@ -23,25 +23,8 @@ from lantk.kernels import kernel_matrix
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class Counting:
-    """An RBF kernel run through a host callback, so that every tile it computes is counted.
-    Raises after ``fail_after`` tiles (a run killed half-way)."""
-
+class Counting(_Counting):
     spec = "test:rbf-counting-store"
-
-    def __init__(self, fail_after=None):
-        self.calls, self.fail_after = 0, fail_after
-
-    def _tile(self, a, b):
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise RuntimeError("simulated interruption")
-        return np.exp(-0.5 * ((a[:, None] - b[None]) ** 2).sum(-1))
-
-    def __call__(self, x1, x2=None, get="ntk"):
-        x2 = x1 if x2 is None else x2
-        shape = jax.ShapeDtypeStruct((len(x1), len(x2)), x1.dtype)
-        return jax.pure_callback(self._tile, shape, x1, x2)
 
 
 @x64
@@ -199,7 +182,8 @@ def _free_port() -> int:
 
 def _two_processes(folder: Path, timeout: float = 120.0) -> list[dict]:
     """Run WORKER as processes 0 and 1 of one jax.distributed job; their tile counts."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, JAX_PLATFORMS="cpu",  # tests/ too, as pytest has it, for _counting
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     env.pop("XLA_FLAGS", None)
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(i), str(port), str(folder)],

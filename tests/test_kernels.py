@@ -11,10 +11,10 @@ import textwrap
 import zipfile
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _counting import Counting  # the counted RBF kernel (shared with test_distributed)
 
 from lantk import kernels
 from lantk._x64 import x64
@@ -50,27 +50,6 @@ def rbf(x1, x2=None, get="ntk"):
 # them in float64 without JAX's global x64 mode. The direct calls that serve as references
 # switch x64 on themselves.
 relu_ref, rbf_ref = x64(relu_kernels), x64(rbf)
-
-
-class Counting:
-    """An RBF kernel run through a host callback, so that every tile it computes is counted
-    (a jitted Python function runs only when traced). Raises after ``fail_after`` tiles."""
-
-    spec = "test:rbf-counting"
-
-    def __init__(self, fail_after=None):
-        self.calls, self.fail_after = 0, fail_after
-
-    def _tile(self, a, b):
-        self.calls += 1
-        if self.fail_after is not None and self.calls > self.fail_after:
-            raise RuntimeError("simulated interruption")
-        return np.exp(-0.5 * ((a[:, None] - b[None]) ** 2).sum(-1))
-
-    def __call__(self, x1, x2=None, get="ntk"):
-        x2 = x1 if x2 is None else x2
-        shape = jax.ShapeDtypeStruct((len(x1), len(x2)), x1.dtype)
-        return jax.pure_callback(self._tile, shape, x1, x2)
 
 
 def _x(n, seed=0, features=(5,)):
