@@ -183,6 +183,19 @@ def _mlp(layer, width, out):
                        stax.Dense(out, W_std=W2, b_std=B2))
 
 
+def _monte_carlo_nngp(init_fn, apply_fn, x, out, draws, seed):
+    """Mean and standard error over ``draws`` random networks (PRNGKey(seed)) of the
+    outputs' empirical covariance ``f f^T / out``."""
+
+    def one(key):
+        _, params = init_fn(key, x.shape)
+        f = apply_fn(params, x)
+        return f @ f.T / out
+
+    samples = np.asarray(jax.vmap(one)(jax.random.split(jax.random.PRNGKey(seed), draws)))
+    return samples.mean(0), samples.std(0) / math.sqrt(draws)
+
+
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_dense_layer_dense_nngp_matches_monte_carlo(x64, name):
     """Dense(512) -> layer -> Dense(32): every pre-activation of the hidden layer is exactly
@@ -192,14 +205,7 @@ def test_dense_layer_dense_nngp_matches_monte_carlo(x64, name):
     draws, out = 60, 32
     init_fn, apply_fn, kernel_fn = _mlp(LAYERS[name][0](), 512, out)
     nngp = np.asarray(kernel_fn(XV, None, "nngp"))
-
-    def one(key):
-        _, params = init_fn(key, XV.shape)
-        f = apply_fn(params, XV)
-        return f @ f.T / out
-
-    samples = np.asarray(jax.vmap(one)(jax.random.split(jax.random.PRNGKey(3), draws)))
-    mean, se = samples.mean(0), samples.std(0) / math.sqrt(draws)
+    mean, se = _monte_carlo_nngp(init_fn, apply_fn, XV, out, draws, seed=3)
     assert np.all(np.abs(mean - nngp) <= 5 * se + 0.005 * np.abs(nngp).max()), (mean, nngp)
 
 
@@ -231,14 +237,7 @@ def test_sign_then_pooling_then_nonlinearity_matches_monte_carlo(x64):
         stax.Conv(c, (3, 3), padding="SAME", b_std=0.2), stax.Sign(), stax.GlobalAvgPool(),
         stax.Dense(c, W_std=1.5), stax.Relu(), stax.Dense(out))
     nngp = np.asarray(kernel_fn(x, None, "nngp"))
-
-    def one(key):
-        _, params = init_fn(key, x.shape)
-        f = apply_fn(params, x)
-        return f @ f.T / out
-
-    samples = np.asarray(jax.vmap(one)(jax.random.split(jax.random.PRNGKey(5), draws)))
-    mean, se = samples.mean(0), samples.std(0) / math.sqrt(draws)
+    mean, se = _monte_carlo_nngp(init_fn, apply_fn, x, out, draws, seed=5)
     assert np.all(np.abs(mean - nngp) <= 4 * se + 0.08 * np.abs(nngp).max()), (mean, nngp)
 
 
