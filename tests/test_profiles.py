@@ -129,9 +129,11 @@ def test_default_profile_has_the_power_sizes_of_the_issue(data_dir):
         assert c.dataset == "mnist" and c.n_train >= 1000, cls.__name__
     e = profiles.Elasticity.resolve("default")
     assert e.n_train is None and e.n_test is None
-    # the 45 CIFAR-10 pairs at the full shared-data scale, networks at two widths
+    # the 45 CIFAR-10 pairs on every test image, 400 training images each (the budget);
+    # networks at two widths; the paper profile takes every image
     p = profiles.Pairs.resolve("default")
-    assert p.dataset == "cifar10" and p.n_train == "all" and p.n_test is None
+    assert p.dataset == "cifar10" and p.n_train == 400 and p.n_val < p.n_train
+    assert p.n_test is None and profiles.Pairs.PRESETS["paper"]["n_train"] == "all"
     assert len(p.widths) == 2 and p.nth_samples > 0
 
 
@@ -208,3 +210,11 @@ def test_generalisation_cnn_augment_is_checked():
     assert profiles.Generalisation.FALLBACK["cnn_augment"] == "none"  # not on 8x8 digits
     with pytest.raises(ValueError, match="cnn_augment must be one of"):
         profiles.Generalisation.resolve("smoke", dataset="digits", cnn_augment="rotate")
+
+
+def test_generalisation_cnn_monitor_is_checked():
+    """The default CNN stops on its validation loss; anything but accuracy/loss is named."""
+    assert profiles.Generalisation.PRESETS["default"]["cnn_monitor"] == "loss"
+    assert profiles.Generalisation.resolve("smoke", dataset="digits").cnn_monitor == "accuracy"
+    with pytest.raises(ValueError, match="cnn_monitor must be one of"):
+        profiles.Generalisation.resolve("smoke", dataset="digits", cnn_monitor="auc")

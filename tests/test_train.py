@@ -124,7 +124,45 @@ def test_validation_split_keeps_the_best_epoch_and_stops(task):
     assert abs(val - best) < 1e-12
 
 
+def test_monitor_loss_keeps_the_epoch_of_the_lowest_validation_loss(task):
+    kw = {"batch_size": 16, "lr": 3e-2, "seed": 0, "progress": False}
+    X, y = task.X_train, task.y_train
+    arch = archs.fc(depth=1, width=32)
+    r = train.fit(arch, X[:40], y[:40], X_val=X[40:], y_val=y[40:], epochs=30, patience=4,
+                  monitor="loss", **kw)
+    losses = [h["val_loss"] for h in r.history]
+    best = int(np.argmin(losses)) + 1
+    assert r.config["best_epoch"] == best and r.config["epochs_run"] == best + 4
+    assert "best validation loss" in r.config["stopping"]
+    # the kept weights have that loss, computed here from their outputs and the ±1 labels
+    out = train.predict(arch[1], r.params, X[40:])[:, 0]
+    assert abs(0.5 * np.mean((out - y[40:]) ** 2) - min(losses)) < 1e-9
+    assert r.config["best_val_acc"] == r.history[best - 1]["val_acc"]
+
+
+def test_lr_decays_lower_the_rate_on_plateaus_instead_of_stopping(task):
+    kw = {"batch_size": 16, "lr": 3e-2, "seed": 0, "progress": False}
+    X, y = task.X_train, task.y_train
+    common = dict(X_val=X[40:], y_val=y[40:], epochs=60, patience=3, **kw)
+    plain = train.fit(archs.fc(depth=1, width=32), X[:40], y[:40], **common)
+    r = train.fit(archs.fc(depth=1, width=32), X[:40], y[:40], lr_decays=2, decay_factor=0.5,
+                  **common)
+    at = r.config["lr_decayed_at"]
+    # the same run up to the first plateau, which now lowers the rate instead of stopping
+    assert at and at[0] == plain.config["epochs_run"]
+    assert [h["loss"] for h in r.history[:at[0]]] == [h["loss"] for h in plain.history]
+    assert len(at) <= 2 and r.config["epochs_run"] > plain.config["epochs_run"]
+    if len(at) == 2 and r.config["epochs_run"] < 60:   # stopped by the third plateau
+        best = r.config["best_epoch"]
+        assert r.config["epochs_run"] == max(at[1], best) + 3
+    assert "times 0.5 at each of the first 2 plateaus" in r.config["stopping"]
+
+
 @pytest.mark.parametrize("kwargs, match", [
+    ({"lr_decays": 1}, "lr_decays needs a validation split"),
+    ({"lr_decays": -1}, "lr_decays must be"),
+    ({"decay_factor": 1.5}, r"decay_factor must be in \(0, 1\)"),
+    ({"monitor": "auc"}, "monitor must be one of"),
     ({"epochs": 2.5}, "epochs must be a positive integer"),
     ({"epochs": 0}, "epochs must be a positive integer"),
     ({"lr": float("nan")}, "lr must be a positive finite number"),
