@@ -69,6 +69,11 @@ def _targets(y: np.ndarray, name: str = "y_train"):
     return lab.Y.reshape(len(y), -1).astype(np.float32), lab.binary
 
 
+def _half_mse(out, Y):
+    """The training loss: half the squared error summed over outputs, averaged over examples."""
+    return 0.5 * jnp.mean(jnp.sum((out - Y) ** 2, axis=-1))
+
+
 def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
     if binary:
         return float(np.mean(predict_labels(out[:, 0]) == y))  # f = 0 counts as +1
@@ -159,8 +164,9 @@ def _eval_set(X, y, name: str, shape: tuple, binary: bool, n_outputs: int):
 
 
 AUGMENTATIONS = (None, "flip", "flip+shift")
-MONITORS = ("accuracy", "loss")
 """The training-image augmentations :func:`fit` offers."""
+MONITORS = ("accuracy", "loss")
+"""What :func:`fit`'s stopping rule can watch on the validation split."""
 
 SHIFT = 4
 """Largest translation (pixels, each spatial axis) of ``augment="flip+shift"``."""
@@ -301,8 +307,8 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     X_test, y_test = _eval_set(X_test, y_test, "test", X_train.shape[1:], binary, Y.shape[1])
     X_val, y_val = _eval_set(X_val, y_val, "val", X_train.shape[1:], binary, Y.shape[1])
     if X_val is not None:   # the validation targets, encoded as the training targets
-        Y_val = (np.asarray(y_val, np.float64)[:, None] if binary else
-                 np.eye(Y.shape[1])[np.asarray(y_val, np.int64)] - 1.0 / Y.shape[1])
+        Y_val = encode_labels(y_val, "y_val", require_two_classes=False, multiclass=not binary,
+                              n_classes=None if binary else Y.shape[1]).Y.reshape(len(y_val), -1)
     key = jax.random.PRNGKey(seed)
     out_shape, params = init_fn(key, (-1,) + X_train.shape[1:])
     if out_shape[-1] != Y.shape[1]:
@@ -319,8 +325,7 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     X_dev, Y_dev = jnp.asarray(X_train), jnp.asarray(Y)  # on the device once
 
     def loss_fn(p, xb, yb, k):
-        xb = _augment(xb, k, augment)
-        return 0.5 * jnp.mean(jnp.sum((apply_fn(p, xb) - yb) ** 2, axis=-1))
+        return _half_mse(apply_fn(p, _augment(xb, k, augment)), yb)
 
     @jax.jit
     def step(p, s, total, Xd, Yd, order, start, k):
@@ -384,7 +389,7 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
         if X_val is not None:
             out_val = predict(apply_fn, params, X_val)
             entry["val_acc"] = _accuracy(out_val, y_val, binary)
-            entry["val_loss"] = float(0.5 * np.mean(np.sum((out_val - Y_val) ** 2, axis=1)))
+            entry["val_loss"] = float(_half_mse(out_val, Y_val))
             score = entry["val_acc"] if monitor == "accuracy" else -entry["val_loss"]
             if score > best[0]:
                 best, since_best = (score, epoch, params, entry["val_acc"]), 0
