@@ -22,7 +22,7 @@ import numpy as np
 from lantk import stax
 from lantk._checks import as_float_array, check_int, flat_inputs
 
-__all__ = ["cnn", "fc", "paper_cnn", "two_layer_relu", "two_layer_relu_kernel"]
+__all__ = ["ARCHS", "build", "cnn", "fc", "paper_cnn", "two_layer_relu", "two_layer_relu_kernel"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -186,3 +186,26 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     return dot * (np.pi - theta) / (2.0 * np.pi) + nngp
 
 
+
+
+ARCHS = ("paper_cnn", "cnn", "fc", "two_layer_relu")
+"""The architectures :func:`build` knows by name."""
+
+
+def build(spec):
+    """``(init_fn, apply_fn, kernel_fn)`` of an architecture given by name: ``"paper_cnn"``
+    or ``(name, {keyword arguments})``, e.g. ``("cnn", {"depth": 3, "width": 32})``.
+
+    A name and arguments pickle where the functions do not: this is how a job run in a
+    worker process (:func:`lantk.parallel.map_jobs`) says which network it needs.
+    """
+    if isinstance(spec, str):
+        name, kwargs = spec, {}
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        name, kwargs = spec
+    else:
+        name, kwargs = None, None
+    if name not in ARCHS or not isinstance(kwargs, dict):
+        raise ValueError(f"an architecture is a name among {ARCHS} or (name, {{arguments}}), "
+                         f"got {spec!r}")
+    return globals()[name](**kwargs)

@@ -28,9 +28,10 @@ from lantk import label_aware, regression
 from lantk._checks import as_float_array, check_finite, check_real
 from lantk._x64 import x64
 
-__all__ = ["HR_METHODS", "KernelBlocks", "closed_form_blocks", "evaluate_methods", "kernel_blocks",
+__all__ = ["HR_METHODS", "KernelBlocks", "binary_pair_run", "closed_form_blocks", "evaluate_methods",
+           "kernel_blocks", "multiclass_run", "two_layer_pair_run",
            "nth_correction_draws", "paired_difference", "pooled_paired_difference",
-           "same_test_points", "unit_norm", "width_sweep"]
+           "same_test_points", "two_layer_task", "unit_norm", "width_sweep"]
 
 HR_METHODS = label_aware.HR_METHODS
 
@@ -254,6 +255,140 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
         entry.update(accuracy=float(correct.mean()), correct=correct, seconds=time.perf_counter() - t0)
         out[m] = entry
     return out
+
+
+def binary_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test, kernel_arch,
+                    methods, c_grid, kernel_dtype="float32", test_seed: int | None = None,
+                    standardize: bool = False, network: dict | None = None) -> dict:
+    """One run of the generalisation protocol on a class pair: the task, the kernel blocks,
+    the kernel methods and (with ``network``) a trained finite network on the same images.
+
+    A job for :func:`lantk.parallel.map_jobs`: its arguments and its result pickle.
+
+    Args:
+        dataset, classes, seed, n_train, n_val, n_test, standardize: the task
+            (:func:`lantk.data.binary_task`).
+        kernel_arch: the architecture whose kernel is used (:func:`lantk.archs.build`).
+        methods, c_grid: :func:`evaluate_methods`.
+        kernel_dtype: the kernel entries' type (the regression runs in float64).
+        test_seed: score the test images of this seed's task (:func:`same_test_points`);
+            ``None``: this seed's own.
+        network: keyword arguments of :func:`lantk.train.fit` plus ``"arch"`` (as
+            ``kernel_arch``); it trains on the task's training images, stops on its
+            validation split when ``patience`` is given, and is scored on its test images
+            as method ``"cnn"``.
+
+    Returns:
+        ``{"class_names", "n_train", "n_val", "n_test", "summary" (the task's),
+        "results": {method: evaluate_methods entry, and "cnn" for the network},
+        "network": {test_accuracy, epochs, best_epoch, stopping} or None, "seconds"}``.
+    """
+    from lantk import data
+
+    t0 = time.perf_counter()
+
+    def build(s):
+        return data.binary_task(dataset, classes=tuple(classes), n_train=n_train, n_val=n_val,
+                                n_test=n_test, seed=s, standardize=standardize)
+
+    task = build(seed)
+    if test_seed is not None and test_seed != seed:
+        task = same_test_points(task, build(test_seed))
+    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network)
+
+
+def multiclass_run(dataset: str, seed: int, *, n_train, n_val, n_test, standardize: bool = False,
+                   kernel_arch=None, methods=(), c_grid=(0.03, 0.1, 0.3, 1.0, 3.0),
+                   kernel_dtype="float32", network: dict | None = None) -> dict:
+    """:func:`binary_pair_run` on every class of ``dataset`` (:func:`lantk.data.multiclass_task`).
+    Either part may be left out (``kernel_arch=None`` or ``network=None``), so the kernel
+    methods and the network can be two jobs that run at once; the task is the same in both
+    (it depends only on the arguments). The network's outputs are one per class."""
+    from lantk import data
+
+    t0 = time.perf_counter()
+    task = data.multiclass_task(dataset, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed,
+                                standardize=standardize)
+    if network is not None:
+        network = dict(network)
+        arch = network["arch"]
+        name, kw = (arch, {}) if isinstance(arch, str) else arch
+        network["arch"] = (name, {**kw, "outputs": len(task.classes)})
+    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network)
+
+
+def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network) -> dict:
+    from lantk import archs
+
+    res = {}
+    if kernel_arch is not None:
+        blocks = kernel_blocks(archs.build(kernel_arch)[2], task, progress=False,
+                               dtype=np.dtype(kernel_dtype))
+        res = evaluate_methods(task, blocks, methods, c_grid=c_grid)
+    net_info = None
+    if network is not None:
+        from lantk import train
+
+        kw = dict(network)
+        arch = archs.build(kw.pop("arch"))
+        stop = kw.get("patience") is not None
+        net = train.fit(arch, task.X_train, task.y_train, task.X_test, task.y_test,
+                        X_val=task.X_val if stop else None, y_val=task.y_val if stop else None,
+                        progress=False, **kw)
+        out = np.asarray(net.test_output)
+        correct = (_correct(task.y_test, out[:, 0]) if task.binary else
+                   (np.argmax(out, axis=1) == task.y_test).astype(np.int8))
+        res["cnn"] = {"accuracy": net.final("test_acc"), "c": None, "correct": correct}
+        net_info = dict(test_accuracy=net.final("test_acc"), epochs=len(net.history),
+                        best_epoch=net.config.get("best_epoch"), stopping=net.config.get("stopping"),
+                        history=net.history)
+    return {"class_names": tuple(task.class_names), "n_train": len(task.y_train),
+            "n_val": len(task.y_val), "n_test": len(task.y_test), "summary": task.summary(),
+            "results": res, "network": net_info, "seconds": time.perf_counter() - t0}
+
+
+def two_layer_task(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
+                   test_seed: int | None = None):
+    """The two-layer experiments' task: :func:`lantk.data.binary_task` (pixels in [-1, 1]),
+    the test images of ``test_seed``'s task (:func:`same_test_points`), inputs flattened to
+    unit norm (:func:`unit_norm`)."""
+    from lantk import data
+
+    def build(s):
+        return data.binary_task(dataset, classes=tuple(classes), n_train=n_train, n_val=n_val,
+                                n_test=n_test, seed=s)
+
+    task = build(seed)
+    if test_seed is not None and test_seed != seed:
+        task = same_test_points(task, build(test_seed))
+    return unit_norm(task)
+
+
+def two_layer_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test, c_grid,
+                       widths, samples: int, epochs: int, methods=("ntk",) + HR_METHODS + ("oracle",),
+                       inits=("standard",), lr: float = 1e-3, psd=False,
+                       test_seed: int | None = None) -> dict:
+    """One run of the two-layer protocol on a class pair (a job for
+    :func:`lantk.parallel.map_jobs`): the closed-form NTK and the kernel methods on it
+    (:func:`evaluate_methods`, with ``psd``), then LANTK-NTH and the network trained with
+    Adam at ``lr`` at every width (:func:`width_sweep`), on :func:`two_layer_task`.
+
+    Returns:
+        ``{"class_names", "n_train", "n_test", "seconds", "results": [{"method", "width"
+        (None for the kernel methods), "accuracy", "correct", "c", ...}]}``.
+    """
+    from lantk import archs
+
+    t0 = time.perf_counter()
+    task = two_layer_task(dataset, classes, seed, n_train=n_train, n_val=n_val, n_test=n_test,
+                          test_seed=test_seed)
+    blocks = closed_form_blocks(archs.two_layer_relu_kernel, task)
+    res = [dict(method=m, width=None, **r) for m, r in
+           evaluate_methods(task, blocks, methods, c_grid=c_grid, psd=psd).items()]
+    res += width_sweep(task, widths, samples=samples, epochs=epochs, lr=lr, seed=seed,
+                       inits=inits)
+    return {"class_names": tuple(task.class_names), "n_train": len(task.y_train),
+            "n_test": len(task.y_test), "results": res, "seconds": time.perf_counter() - t0}
 
 
 def same_test_points(task, reference):
