@@ -1,17 +1,24 @@
-"""Independent jobs spread over a CPU's cores: one single-threaded worker process per core.
+"""Independent jobs in worker processes: one single-threaded worker pinned to each core.
 
-XLA:CPU runs one small convolution network step on two threads no faster than on one: on
-the 2-core reference machine a training step of ``paper_cnn(1)`` on 32 images ran at 391
-images/s with both cores in one process, and at 429 + 476 = 905 images/s in two processes of
-one thread each, pinned to a core each (``benchmarks/bench_parallel.py``). Kernel matrices
-gain less (about 1.2x), but lose nothing. So where a chapter has independent jobs (class
-pairs, depths, seeds), :func:`map_jobs` runs them in worker processes, each pinned to its own
-core and single-threaded.
+Where a chapter has independent jobs (class pairs, depths, seeds, the network beside the
+kernel), :func:`map_jobs` can run them side by side in worker processes, each pinned to its
+own core and single-threaded, instead of one after the other in the calling process with
+XLA using every core. Which is faster depends on the job, so the default is the calling
+process (``workers=0``) and the worker processes are asked for (``-p workers N``).
 
-Every job runs in a worker of one thread, whatever the number of workers, so its numbers do
+Measured on the 2-core reference CPU (``benchmarks/bench_parallel.py``, 2026-12-03): the
+steady training epochs of ``paper_cnn(1)`` on minibatches of 32 ran 1.5-2.6x faster in two
+single-threaded workers than in one process (361 against 930 images/s; 558 against 826 with
+the flip+shift augmentation and a monitored validation loss), but whole chapters were not
+faster: the generalisation chapter's ten CIFAR-10 pairs took 1,761 s in two workers against
+1,726 s one after the other, the intro's CNTK-V kernels and its unpooled CNN-V took 791 s
+against 616 s, and a 4,000-image CNTK in one single-threaded worker took longer than the
+whole ten-class section in one process (724 s). These kernels and wide convolutions keep
+both cores busy on their own.
+
+Every job in a worker runs on one thread, whatever the number of workers, so its numbers do
 not depend on how many ran at once (a network's training is sensitive to the last bit of
-its updates). ``workers=0`` runs the jobs in the calling process instead (its threads, its
-device: what a GPU wants, and the default when JAX's backend is not the CPU).
+its updates); they can differ in the last bits from the same job run in the calling process.
 
 A job is a module-level function and keyword arguments that pickle (NumPy arrays, numbers,
 strings, lists, dicts; not JAX closures such as a ``kernel_fn``: pass the name of an
@@ -34,31 +41,23 @@ import os
 
 from lantk._checks import check_int
 
-__all__ = ["SINGLE_THREAD_FLAGS", "default_workers", "describe", "map_jobs"]
+__all__ = ["SINGLE_THREAD_FLAGS", "cores", "describe", "map_jobs"]
 
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 """``XLA_FLAGS`` each worker adds: XLA:CPU computes on one thread."""
 
 
-def _cores() -> list:
+def cores() -> list:
+    """The CPU cores this process may run on."""
     try:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return list(range(os.cpu_count() or 1))
 
 
-def default_workers() -> int:
-    """One worker per core this process may run on when JAX computes on the CPU; 0 (the
-    calling process) on an accelerator."""
-    import jax
-
-    return len(_cores()) if jax.default_backend() == "cpu" else 0
-
-
-def describe(workers: int | None, n_jobs: int) -> str:
+def describe(workers: int, n_jobs: int) -> str:
     """How :func:`map_jobs` runs ``n_jobs`` jobs with ``workers``, in words (for a log line)."""
-    w = default_workers() if workers is None else workers
-    w = min(w, n_jobs)
+    w = min(workers, n_jobs)
     if w == 0:
         return "this process"
     return f"{w} worker process{'es' if w > 1 else ''} of one thread each"
@@ -76,14 +75,15 @@ def _call(fn, kwargs):
     return fn(**kwargs)
 
 
-def map_jobs(fn, jobs, workers: int | None = None, on_result=None, call=None) -> list:
+def map_jobs(fn, jobs, workers: int = 0, on_result=None, call=None) -> list:
     """``[fn(**job) for job in jobs]``, computed by ``workers`` worker processes.
 
     Args:
         fn: a module-level function (it is pickled by name).
         jobs: keyword-argument dicts, one per call.
-        workers: processes (default :func:`default_workers`); ``0``: in this process, one
-            job after the other. Never more than there are jobs.
+        workers: worker processes, each single-threaded, pinned to a core of its own when
+            there are no more workers than :func:`cores` (never more than there are jobs);
+            ``0`` (default): in this process, one job after the other.
         on_result: ``on_result(i, result)`` is called in this process as job ``i`` finishes
             (in the order they finish): for progress lines.
         call: how a job is called (default ``fn(**job)``); for tests.
@@ -100,7 +100,7 @@ def map_jobs(fn, jobs, workers: int | None = None, on_result=None, call=None) ->
     if bad:
         raise ValueError(f"jobs must be dicts of keyword arguments; job {bad[0]} is "
                          f"{type(jobs[bad[0]]).__name__}")
-    workers = default_workers() if workers is None else check_int(workers, "workers", minimum=0)
+    workers = check_int(workers, "workers", minimum=0)
     call = _call if call is None else call
     results = [None] * len(jobs)
     if workers == 0 or not jobs:
@@ -111,11 +111,11 @@ def map_jobs(fn, jobs, workers: int | None = None, on_result=None, call=None) ->
         return results
     workers = min(workers, len(jobs))
     ctx = mp.get_context("spawn")   # a fresh interpreter: no JAX state forked mid-flight
-    cores = _cores()
+    free = cores()
     queue = None
-    if workers <= len(cores):
+    if workers <= len(free):
         queue = ctx.Queue()
-        for c in cores[:workers]:
+        for c in free[:workers]:
             queue.put(c)
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                 initargs=(queue, SINGLE_THREAD_FLAGS)) as pool:

@@ -1,4 +1,4 @@
-"""lantk.parallel: independent jobs in single-threaded worker processes, one per core."""
+"""lantk.parallel: independent jobs in single-threaded worker processes, one per core, when asked."""
 
 import os
 
@@ -37,6 +37,8 @@ def test_each_worker_is_pinned_to_its_own_core_and_single_threaded():
     assert all(parallel.SINGLE_THREAD_FLAGS in f for _, f in got)
     here = parallel.map_jobs(_where, [{}], workers=0)[0]
     assert here[0] == cores  # workers=0: this process, untouched
+    assert parallel.map_jobs(_where, [{}])[0] == here  # the default: this process
+    assert parallel.cores() == cores
 
 
 def test_a_failing_job_raises_its_own_error_naming_the_job():
