@@ -186,8 +186,6 @@ def two_layer_relu_kernel(x1, x2=None, get: str = "ntk") -> np.ndarray:
     return dot * (np.pi - theta) / (2.0 * np.pi) + nngp
 
 
-
-
 ARCHS = ("paper_cnn", "cnn", "fc", "two_layer_relu")
 """The architectures :func:`build` knows by name."""
 

@@ -283,17 +283,9 @@ def binary_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
         "results": {method: evaluate_methods entry, and "cnn" for the network},
         "network": {test_accuracy, epochs, best_epoch, stopping} or None, "seconds"}``.
     """
-    from lantk import data
-
     t0 = time.perf_counter()
-
-    def build(s):
-        return data.binary_task(dataset, classes=tuple(classes), n_train=n_train, n_val=n_val,
-                                n_test=n_test, seed=s, standardize=standardize)
-
-    task = build(seed)
-    if test_seed is not None and test_seed != seed:
-        task = same_test_points(task, build(test_seed))
+    task = _pair_task(dataset, classes, seed, test_seed, n_train=n_train, n_val=n_val,
+                      n_test=n_test, standardize=standardize)
     return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network)
 
 
@@ -352,16 +344,22 @@ def two_layer_task(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
     """The two-layer experiments' task: :func:`lantk.data.binary_task` (pixels in [-1, 1]),
     the test images of ``test_seed``'s task (:func:`same_test_points`), inputs flattened to
     unit norm (:func:`unit_norm`)."""
+    return unit_norm(_pair_task(dataset, classes, seed, test_seed, n_train=n_train, n_val=n_val,
+                                n_test=n_test))
+
+
+def _pair_task(dataset, classes, seed, test_seed, **task_kw):
+    """:func:`lantk.data.binary_task` of ``seed``, scored on the test images of ``test_seed``'s
+    task (:func:`same_test_points`) when that is another seed."""
     from lantk import data
 
-    def build(s):
-        return data.binary_task(dataset, classes=tuple(classes), n_train=n_train, n_val=n_val,
-                                n_test=n_test, seed=s)
+    def task_of(s):
+        return data.binary_task(dataset, classes=tuple(classes), seed=s, **task_kw)
 
-    task = build(seed)
+    task = task_of(seed)
     if test_seed is not None and test_seed != seed:
-        task = same_test_points(task, build(test_seed))
-    return unit_norm(task)
+        task = same_test_points(task, task_of(test_seed))
+    return task
 
 
 def two_layer_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test, c_grid,
