@@ -6,15 +6,16 @@ own core and single-threaded, instead of one after the other in the calling proc
 XLA using every core. Which is faster depends on the job, so the default is the calling
 process (``workers=0``) and the worker processes are asked for (``-p workers N``).
 
-Measured on the 2-core reference CPU (``benchmarks/bench_parallel.py``, 2026-12-03): the
-steady training epochs of ``paper_cnn(1)`` on minibatches of 32 ran 1.5-2.6x faster in two
-single-threaded workers than in one process (361 against 930 images/s; 558 against 826 with
-the flip+shift augmentation and a monitored validation loss), but whole chapters were not
-faster: the generalisation chapter's ten CIFAR-10 pairs took 1,761 s in two workers against
-1,726 s one after the other, the intro's CNTK-V kernels and its unpooled CNN-V took 791 s
-against 616 s, and a 4,000-image CNTK in one single-threaded worker took longer than the
-whole ten-class section in one process (724 s). These kernels and wide convolutions keep
-both cores busy on their own.
+Measured on the 2-core reference CPU with nothing else running (2026-12-04): the
+generalisation chapter's ten CIFAR-10 pairs, each a CNTK, LANTK-HR and a trained
+``paper_cnn(1)``, took 471 s in two workers against about 670 s one after the other (the
+network's training gains nothing from a second thread, see :func:`training_workers`, which
+that section uses by default); its ten-class section (a 4,000-image CNTK beside one network)
+took 437 s in two workers against 314 s in one process, and its two-layer MNIST section 324 s
+against 185 s. Kernels use both cores on their own. Measurements taken while another job
+shared the two cores (2026-12-03) had found no gain for the pairs: a multi-threaded XLA
+process slows down badly when a second process competes for its cores, so time chapters on
+a quiet machine.
 
 Every job in a worker runs on one thread, whatever the number of workers, so its numbers do
 not depend on how many ran at once (a network's training is sensitive to the last bit of
@@ -41,7 +42,7 @@ import os
 
 from lantk._checks import check_int
 
-__all__ = ["SINGLE_THREAD_FLAGS", "cores", "describe", "map_jobs"]
+__all__ = ["SINGLE_THREAD_FLAGS", "cores", "describe", "map_jobs", "training_workers"]
 
 SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 """``XLA_FLAGS`` each worker adds: XLA:CPU computes on one thread."""
@@ -53,6 +54,30 @@ def cores() -> list:
         return sorted(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return list(range(os.cpu_count() or 1))
+
+
+def training_workers(backend: str | None = None) -> int:
+    """The number of workers for jobs whose cost is training a small network on the CPU: one
+    per core when JAX computes on the CPU and there are at least two cores, else ``0`` (this
+    process: on an accelerator the jobs share one device, which the process already feeds).
+
+    Why (2-core reference CPU, 2026-12-04): an epoch of ``paper_cnn(1)`` on 912 CIFAR-10
+    images with flip+shift took 0.6-0.8 s on both cores and 0.6-0.8 s on one, so a second
+    thread buys nothing, while a second single-threaded worker doubles the epochs per second;
+    the generalisation chapter's ten class pairs (CNTK, LANTK-HR and a CNN each) took 471 s in
+    two workers against about 670 s one after the other. Kernels do use the second thread
+    (a 600x600 CNTK: 97k entries/s on both cores, 57k on one), so kernel-bound jobs keep
+    ``workers=0``.
+
+    Args:
+        backend: JAX's backend name (default: ``jax.default_backend()``).
+    """
+    if backend is None:
+        import jax
+
+        backend = jax.default_backend()
+    n = len(cores())
+    return n if backend == "cpu" and n >= 2 else 0
 
 
 def describe(workers: int, n_jobs: int) -> str:

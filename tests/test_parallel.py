@@ -128,3 +128,15 @@ def test_two_layer_pair_run_matches_the_steps_it_bundles():
     assert {(r["method"], r["width"]) for r in run["results"] if r["width"]} == \
         {("nth", 64), ("network", 64)}
     assert run["n_train"] == 40 and run["n_test"] == 30
+
+
+def test_training_workers_is_one_per_core_on_the_cpu_and_none_on_an_accelerator(monkeypatch):
+    monkeypatch.setattr(parallel, "cores", lambda: [0, 1])
+    assert parallel.training_workers("cpu") == 2
+    assert parallel.training_workers("gpu") == 0
+    assert parallel.training_workers("tpu") == 0
+    monkeypatch.setattr(parallel, "cores", lambda: [3])
+    assert parallel.training_workers("cpu") == 0   # one core: no second worker to gain from
+    monkeypatch.setattr(parallel, "cores", lambda: [0, 1, 2, 3])
+    import jax
+    assert parallel.training_workers() == (4 if jax.default_backend() == "cpu" else 0)
