@@ -6,16 +6,10 @@ own core and single-threaded, instead of one after the other in the calling proc
 XLA using every core. Which is faster depends on the job, so the default is the calling
 process (``workers=0``) and the worker processes are asked for (``-p workers N``).
 
-Measured on the 2-core reference CPU with nothing else running (2026-12-04): the
-generalisation chapter's ten CIFAR-10 pairs, each a CNTK, LANTK-HR and a trained
-``paper_cnn(1)``, took 471 s in two workers against about 670 s one after the other (the
-network's training gains nothing from a second thread, see :func:`training_workers`, which
-that section uses by default); its ten-class section (a 4,000-image CNTK beside one network)
-took 437 s in two workers against 314 s in one process, and its two-layer MNIST section 324 s
-against 185 s. Kernels use both cores on their own. Measurements taken while another job
-shared the two cores (2026-12-03) had found no gain for the pairs: a multi-threaded XLA
-process slows down badly when a second process competes for its cores, so time chapters on
-a quiet machine.
+Which jobs gain is measured, on a quiet machine (a multi-threaded XLA process slows down
+badly when another process competes for its cores): training a small network does not use
+a second thread, so such jobs gain from one worker per core (:func:`training_workers`, with
+the figures); kernels do use it, and kernel-bound jobs are faster in the calling process.
 
 Every job in a worker runs on one thread, whatever the number of workers, so its numbers do
 not depend on how many ran at once (a network's training is sensitive to the last bit of
