@@ -201,3 +201,55 @@ def choose_dense(P, C, F, O, n):
     dense = n * n * P * P * (C + O * O * F)
     grad = n * O * P * C * F + n * n * O * O * C * F
     return dense <= grad
+
+
+def conv_taps_apply(eqn) -> bool:
+    """True when :func:`conv_weight_gradient_taps` handles this convolution: no input
+    dilation (a transposed convolution keeps the patches form), one feature group."""
+    if eqn.primitive.name != "conv_general_dilated":
+        return False
+    prm = eqn.params
+    return (all(int(v) == 1 for v in prm["lhs_dilation"]) and prm["feature_group_count"] == 1
+            and prm["batch_group_count"] == 1)
+
+
+def conv_weight_gradient_taps(eqn, a, d):
+    """Per-example weight gradients of a convolution, one array per filter tap.
+
+    ``a`` is the recorded input of ``n`` examples, shaped ``(n, *lhs)`` with a batch axis of
+    one in ``lhs``; ``d`` the cotangents ``(n, O, *out)`` of its output. With the padded input
+    ``a_p``, strides ``s`` and filter dilation ``r``, the gradient of weight ``W[t, c, f]`` is
+    ``sum_p a_p[s p + r t, c] d[p, f]``: for each tap ``t`` a strided slice of ``a_p`` and one
+    batched matrix product over the output positions. Returns a list of ``(n, O, C * F)``
+    arrays (the entries of the per-example weight Jacobian, grouped by tap)."""
+    prm = eqn.params
+    dn = prm["dimension_numbers"]
+    w_shape = eqn.invars[1].aval.shape
+    taps = tuple(int(w_shape[i]) for i in dn.rhs_spec[2:])
+    k = len(taps)
+    n, O = d.shape[0], d.shape[1]
+    # (n, spatial..., C) and (n, O, spatial..., F), dropping the per-example batch axis of one
+    lhs = dn.lhs_spec
+    a2 = jnp.transpose(a, (0, 1 + lhs[0]) + tuple(1 + s for s in lhs[2:]) + (1 + lhs[1],))
+    a2 = a2.reshape((n,) + a2.shape[2:])
+    out = dn.out_spec
+    d2 = jnp.transpose(d, (0, 1, 2 + out[0]) + tuple(2 + s for s in out[2:]) + (2 + out[1],))
+    d2 = d2.reshape((n, O) + d2.shape[3:])
+    pads = [(0, 0, 0)] + [(int(lo), int(hi), 0) for lo, hi in prm["padding"]] + [(0, 0, 0)]
+    ap = jax.lax.pad(a2, jnp.zeros((), a2.dtype), pads)
+    out_sp = d2.shape[2:2 + k]
+    strides = tuple(int(s) for s in prm["window_strides"])
+    dil = tuple(int(r) for r in prm["rhs_dilation"])
+    C, F = a2.shape[-1], d2.shape[-1]
+    sp = tuple(range(1, 1 + k))
+    grads = []
+    for t in np.ndindex(*taps):
+        start = (0,) + tuple(ti * ri for ti, ri in zip(t, dil)) + (0,)
+        limit = ((n,) + tuple(st + s * (o - 1) + 1 for st, s, o in zip(start[1:], strides, out_sp))
+                 + (C,))
+        at = jax.lax.slice(ap, start, limit, (1,) + strides + (1,))
+        # (n, spatial, C) x (n, O, spatial, F) -> (n, C, O, F), contracting the positions
+        g = jax.lax.dot_general(at, d2, ((sp, tuple(2 + s - 1 for s in sp)), ((0,), (0,))),
+                                precision=_HIGHEST)
+        grads.append(jnp.transpose(g, (0, 2, 1, 3)).reshape(n, O, C * F))
+    return grads

@@ -172,26 +172,44 @@ def _correct(y, f):
     return (regression.predict_labels(f) == np.asarray(y)).astype(np.int8)
 
 
-def _select_c(task, blocks, Z_tr, Z_pred, c_grid, rho, fit_seconds):
+def _select_c(task, blocks, Z_tr, Z_pred, c_grid, rho, fit_seconds, require_psd=False,
+              spectrum=True):
     """Choose ``c`` on the validation rows of ``Z_pred`` (its first ``len(y_val)`` rows), then
-    predict the test rows with it; ``seconds`` counts the fit of ``Z`` and this selection."""
+    predict the test rows with it; ``seconds`` counts the fit of ``Z`` and this selection.
+
+    One solve per ``c`` serves the validation and the test rows (the same coefficients). With
+    ``require_psd`` only the strengths whose training block ``K + λZ`` is positive definite
+    (its Cholesky factorisation succeeds) are candidates, the smallest ``c`` of the grid when
+    none is; ties go to the smaller ``c``."""
     t0 = time.perf_counter()
     nv = len(task.y_val)
-    Z_va, Z_te = Z_pred[:nv], Z_pred[nv:]
-    spectra = [label_aware.lantk_kernel(blocks.H, Z_tr, c, return_spectrum=True)[1].relative_min
-               for c in c_grid]
-    val = [float(np.mean(_correct(task.y_val, _predict(task, blocks.H, blocks.H_val, Z_tr, Z_va, c, rho))))
-           for c in c_grid]
-    best = float(c_grid[int(np.argmax(val))])
-    correct = _correct(task.y_test, _predict(task, blocks.H, blocks.H_test, Z_tr, Z_te, best, rho))
-    return {"c": best, "val_accuracy": max(val), "relative_min_eigenvalue": spectra,
+    H_pred = np.vstack([blocks.H_val, blocks.H_test])
+    order = sorted(range(len(c_grid)), key=lambda i: c_grid[i])
+    spectra, pd, val, test = [None] * len(c_grid), [False] * len(c_grid), {}, {}
+    for i in order:
+        K_tr, K_pr, *spec = label_aware.lantk_kernel(blocks.H, Z_tr, c_grid[i], H_test_train=H_pred,
+                                                     Z_test=Z_pred, return_spectrum=spectrum)
+        if spec:
+            spectra[i] = spec[0].relative_min
+        f, info = regression.kernel_regression(K_tr, K_pr, task.y_train, rho=rho,
+                                               return_info=True)
+        pd[i] = info.method == "cholesky"
+        val[i] = float(np.mean(_correct(task.y_val, f[:nv])))
+        test[i] = _correct(task.y_test, f[nv:])
+    cand = [i for i in order if pd[i]] if require_psd else order
+    cand = cand or order[:1]
+    best_i = max(cand, key=lambda i: val[i])   # the first (smallest c) of the best
+    correct = test[best_i]
+    return {"c": float(c_grid[best_i]), "val_accuracy": val[best_i],
+            "relative_min_eigenvalue": spectra if spectrum else None,
+            "positive_definite": pd, "candidates": [float(c_grid[i]) for i in cand],
             "accuracy": float(correct.mean()), "correct": correct,
             "seconds": fit_seconds + time.perf_counter() - t0}
 
 
 def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS + ("oracle",),
                      c_grid=(0.03, 0.1, 0.3, 1.0, 3.0), oracle_c: float = 1.0, rho: float = 0.0,
-                     psd=False) -> dict:
+                     psd=False, require_psd: bool = False, spectrum: bool = True) -> dict:
     """Run kernel methods on one task and return per-method results.
 
     Binary tasks (``±1`` labels) predict ``sign f``; multi-class tasks (class indices
@@ -211,12 +229,23 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
             consistently), so that ``K + λZ`` is a kernel matrix; off by default (the paper's
             method uses ``Z`` as estimated). ``"both"``: each LANTK-HR method twice, as
             estimated (``"kr-v1"``) and repaired (``"kr-v1 psd"``), from one fit of ``Z``.
+        require_psd: choose ``c`` only among the strengths of ``c_grid`` for which the
+            training block ``K + λZ`` is positive definite (its smallest eigenvalue above
+            zero; the smallest ``c`` when none is): past that strength kernel regression with
+            ``ρ = 0`` interpolates with an indefinite matrix, and its predictions collapse
+            (the lantk_hr chapter). Off by default (the paper's method has no such rule).
+        spectrum: record each ``c``'s ``"relative_min_eigenvalue"`` (an eigendecomposition
+            per ``c``; ``False`` skips it: ``None`` is recorded, and ``"positive_definite"``,
+            from the factorisation the solve needs anyway, still says where ``K + λZ`` is
+            positive definite).
 
     Returns:
         ``{method: {"accuracy", "correct" (0/1 per test point), "c", "val_accuracy", "seconds"}}``;
         the LANTK-HR methods also carry ``"relative_min_eigenvalue"``, the smallest eigenvalue
         of the training block ``K + λZ`` over its largest in absolute value, for each ``c``
-        of ``c_grid`` (negative: not positive semi-definite).
+        of ``c_grid`` (negative: not positive semi-definite), ``"positive_definite"`` (per
+        ``c``: whether the training block's Cholesky factorisation succeeded) and
+        ``"candidates"``, the strengths the validation split chose among.
     """
     unknown = [m for m in methods if m not in ("ntk", "oracle") + HR_METHODS]
     if unknown:
@@ -249,7 +278,8 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
                 name = f"{m} psd" if project and psd == "both" else m
                 Z_tr, Z_p = (label_aware.psd_projection(fit.train, Z_pred) if project
                              else (fit.train, Z_pred))
-                out[name] = _select_c(task, blocks, Z_tr, Z_p, c_grid, rho, fit_seconds)
+                out[name] = _select_c(task, blocks, Z_tr, Z_p, c_grid, rho, fit_seconds,
+                                      require_psd=bool(require_psd), spectrum=bool(spectrum))
             continue
         correct = _correct(task.y_test, f)
         entry.update(accuracy=float(correct.mean()), correct=correct, seconds=time.perf_counter() - t0)
@@ -257,9 +287,99 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
     return out
 
 
+def cross_fit_tasks(task, folds: int, seed: int | None = None) -> list:
+    """``task`` and ``folds - 1`` more tasks on the same images, so that every image of the
+    pool is a test point of exactly one fold (cross-fitting).
+
+    The pool is the task's training, validation and test images, in that order (positions
+    ``0 .. N-1``). Fold 0 is ``task`` itself. The pool's training and validation images (from
+    the dataset's *training* split) are ordered by their dataset index and dealt, class by
+    class in a random order drawn from ``seed``, into ``folds - 1`` chunks of nearly equal
+    size; fold ``f >= 1`` tests on chunk ``f``, validates on as many images of each class as
+    ``task`` does, drawn from the rest (from the task's own seed, so that seeds differ there as
+    in fold 0), and trains on everything else, ``task``'s test images included. Every fold thus
+    trains on about as many images as ``task`` when a chunk is about as large as its test
+    split. The inputs are ``task``'s preprocessed arrays (standardised with fold 0's training
+    statistics, a label-free choice shared by all folds).
+
+    When ``task`` takes every training image of its classes (``n_train=None``), its pool does
+    not depend on the task's seed, and neither do the chunks (they depend only on ``seed``): the
+    folds' test points are then the same for every seed, in the same order (by dataset index
+    within a chunk), and repeats over seeds can be paired point by point.
+
+    Args:
+        task: a :class:`lantk.data.Task` with a validation split when the methods need one.
+        folds: ``1`` (``[task]``) or more.
+        seed: the seed of the chunks (default: the task's own seed).
+
+    Returns:
+        A list of ``folds`` tasks. For folds ``>= 1`` the ``idx_*`` arrays hold *pool
+        positions* (``config["indices"] == "pool"``); every task's ``config`` records
+        ``fold`` and ``folds``.
+
+    Example:
+        >>> from lantk import data
+        >>> t = data.binary_task("digits", classes=(3, 8), n_train=40, n_val=10, n_test=20)
+        >>> fs = cross_fit_tasks(t, 3)
+        >>> sorted(len(f.y_test) for f in fs), sum(len(f.y_test) for f in fs) == 70
+        ([20, 25, 25], True)
+    """
+    from lantk._checks import check_int
+
+    folds = check_int(folds, "folds")
+    first = dataclasses.replace(task, config={**task.config, "fold": 0, "folds": folds})
+    if folds == 1:
+        return [first]
+    seed = int(task.config.get("seed", 0)) if seed is None else int(seed)
+    X = np.concatenate([task.X_train, task.X_val, task.X_test])
+    y = np.concatenate([task.y_train, task.y_val, task.y_test])
+    n_tv = len(task.y_train) + len(task.y_val)
+    ids = np.concatenate([task.idx_train, task.idx_val])   # dataset indices (training split)
+    rng = np.random.default_rng(seed)
+    chunks = [[] for _ in range(folds - 1)]
+    classes = np.unique(y)
+    for c in classes:
+        pos = np.flatnonzero(y[:n_tv] == c)
+        pos = pos[np.argsort(ids[pos], kind="stable")]
+        if len(pos) < folds - 1:
+            raise ValueError(f"folds={folds} needs at least {folds - 1} training images of "
+                             f"every class, class {c} has {len(pos)}: take fewer folds")
+        for k, part in enumerate(np.array_split(rng.permutation(pos), folds - 1)):
+            chunks[k].extend(part.tolist())
+    val_counts = {c: int(np.sum(task.y_val == c)) for c in classes}
+    out = [first]
+    for f, chunk in enumerate(chunks, start=1):
+        test = np.array(sorted(chunk, key=lambda p: ids[p]), dtype=int)
+        rest = np.setdiff1d(np.arange(len(y)), test)
+        vrng = np.random.default_rng([int(task.config.get("seed", 0)), f])
+        val = np.concatenate([vrng.permutation(rest[y[rest] == c])[:val_counts[c]]
+                              for c in classes]).astype(int)
+        train = np.setdiff1d(rest, val)
+        if 2 * len(train) < len(task.y_train):
+            suggest = 1 + max(1, round(n_tv / max(len(task.y_test), 1)))
+            raise ValueError(f"folds={folds} leaves fold {f} {len(train)} training images against "
+                             f"fold 0's {len(task.y_train)}: its test chunk ({len(test)} images) "
+                             f"is too large. Take more folds, so that a chunk is about the size "
+                             f"of the test split (here folds={suggest})")
+        out.append(dataclasses.replace(
+            task, X_train=X[train], y_train=y[train], X_val=X[val], y_val=y[val],
+            X_test=X[test], y_test=y[test], idx_train=train, idx_val=val, idx_test=test,
+            config={**task.config, "fold": f, "folds": folds, "indices": "pool"}))
+    return out
+
+
+def pool_positions(fold_task):
+    """``(train, val, test)`` positions of a task of :func:`cross_fit_tasks` in its pool."""
+    if fold_task.config.get("indices") == "pool":
+        return fold_task.idx_train, fold_task.idx_val, fold_task.idx_test
+    ntr, nv, nt = len(fold_task.y_train), len(fold_task.y_val), len(fold_task.y_test)
+    return np.arange(ntr), np.arange(ntr, ntr + nv), np.arange(ntr + nv, ntr + nv + nt)
+
+
 def binary_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test, kernel_arch,
                     methods, c_grid, kernel_dtype="float32", test_seed: int | None = None,
-                    standardize: bool = False, network: dict | None = None) -> dict:
+                    standardize: bool = False, network: dict | None = None, folds: int = 1,
+                    require_psd: bool = False, spectrum: bool = True) -> dict:
     """One run of the generalisation protocol on a class pair: the task, the kernel blocks,
     the kernel methods and (with ``network``) a trained finite network on the same images.
 
@@ -277,25 +397,47 @@ def binary_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
             ``kernel_arch``); it trains on the task's training images, stops on its
             validation split when ``patience`` is given, and is scored on its test images
             as method ``"cnn"``.
+        folds: cross-fitting of the *kernel methods* (:func:`cross_fit_tasks`, chunks drawn
+            from ``test_seed``): the kernel is computed once on all the task's images and every
+            method runs on every fold, so that every image is a test point once; the network
+            trains on fold 0 (the task as built) only. ``1``: the task alone. With several
+            seeds (``test_seed`` other than ``seed``) it needs ``n_train=None``, so that the
+            folds' test points are the same for every seed.
+        require_psd, spectrum: :func:`evaluate_methods`' rule for ``c`` and whether it
+            records each ``c``'s smallest eigenvalue.
 
     Returns:
         ``{"class_names", "n_train", "n_val", "n_test", "summary" (the task's),
         "results": {method: evaluate_methods entry, and "cnn" for the network},
         "network": {test_accuracy, epochs, best_epoch, stopping} or None, "seconds"}``.
+        With ``folds > 1`` each kernel method's entry is fold 0's, plus ``"folds"`` (per
+        fold: ``c``, ``accuracy``, ``correct``, ``n_train``), ``"cv_correct"`` (the folds'
+        correctness, concatenated in fold order) and ``"cv_accuracy"``; ``"n_test_cv"`` counts
+        the test points of all folds.
     """
+    from lantk._checks import check_int
+
     t0 = time.perf_counter()
+    folds = check_int(folds, "folds")
+    if folds > 1 and test_seed is not None and test_seed != seed and n_train is not None:
+        raise ValueError("cross-fitting (folds > 1) over several seeds needs n_train=None (every "
+                         "training image), so that every seed's folds test the same images")
     task = _pair_task(dataset, classes, seed, test_seed, n_train=n_train, n_val=n_val,
                       n_test=n_test, standardize=standardize)
-    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network)
+    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network,
+                        folds=folds, fold_seed=seed if test_seed is None else test_seed,
+                        require_psd=require_psd, spectrum=spectrum)
 
 
 def multiclass_run(dataset: str, seed: int, *, n_train, n_val, n_test, standardize: bool = False,
                    kernel_arch=None, methods=(), c_grid=(0.03, 0.1, 0.3, 1.0, 3.0),
-                   kernel_dtype="float32", network: dict | None = None) -> dict:
+                   kernel_dtype="float32", network: dict | None = None,
+                   require_psd: bool = False, spectrum: bool = True) -> dict:
     """:func:`binary_pair_run` on every class of ``dataset`` (:func:`lantk.data.multiclass_task`).
     Either part may be left out (``kernel_arch=None`` or ``network=None``), so the kernel
     methods and the network can be two jobs that run at once; the task is the same in both
-    (it depends only on the arguments). The network's outputs are one per class."""
+    (it depends only on the arguments). The network's outputs are one per class.
+    ``require_psd`` and ``spectrum`` are :func:`evaluate_methods`'."""
     from lantk import data
 
     t0 = time.perf_counter()
@@ -306,17 +448,25 @@ def multiclass_run(dataset: str, seed: int, *, n_train, n_val, n_test, standardi
         arch = network["arch"]
         name, kw = (arch, {}) if isinstance(arch, str) else arch
         network["arch"] = (name, {**kw, "outputs": len(task.classes)})
-    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network)
+    return _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network,
+                        require_psd=require_psd, spectrum=spectrum)
 
 
-def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network) -> dict:
+def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network, folds=1,
+                 fold_seed=0, require_psd=False, spectrum=True) -> dict:
     from lantk import archs
 
-    res = {}
-    if kernel_arch is not None:
+    res, extra = {}, {}
+    if kernel_arch is not None and folds == 1:
         blocks = kernel_blocks(archs.build(kernel_arch)[2], task, progress=False,
                                dtype=np.dtype(kernel_dtype))
-        res = evaluate_methods(task, blocks, methods, c_grid=c_grid)
+        res = evaluate_methods(task, blocks, methods, c_grid=c_grid, require_psd=require_psd,
+                               spectrum=spectrum)
+    elif kernel_arch is not None:
+        res = _cross_fitted_methods(task, archs.build(kernel_arch)[2], methods, c_grid,
+                                    kernel_dtype, folds, fold_seed, require_psd, spectrum)
+        extra["n_test_cv"] = int(len(next(iter(res.values()))["cv_correct"]))
+        extra["folds"] = folds
     net_info = None
     if network is not None:
         from lantk import train
@@ -336,7 +486,34 @@ def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network) 
                         history=net.history)
     return {"class_names": tuple(task.class_names), "n_train": len(task.y_train),
             "n_val": len(task.y_val), "n_test": len(task.y_test), "summary": task.summary(),
-            "results": res, "network": net_info, "seconds": time.perf_counter() - t0}
+            "results": res, "network": net_info, "seconds": time.perf_counter() - t0, **extra}
+
+
+@x64
+def _cross_fitted_methods(task, kernel_fn, methods, c_grid, kernel_dtype, folds, fold_seed,
+                          require_psd, spectrum):
+    """:func:`evaluate_methods` on every fold of :func:`cross_fit_tasks`, from one kernel
+    matrix on the pool (train, validation and test images of ``task``)."""
+    from lantk.kernels import kernel_matrix
+
+    tasks = cross_fit_tasks(task, folds, seed=fold_seed)
+    pool = np.concatenate([task.X_train, task.X_val, task.X_test])
+    K = np.asarray(kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
+                                 dtype=np.dtype(kernel_dtype)), np.float64)
+    per_fold = []
+    for ft in tasks:
+        tr, va, te = pool_positions(ft)
+        blocks = KernelBlocks(K[np.ix_(tr, tr)], K[np.ix_(va, tr)], K[np.ix_(te, tr)])
+        per_fold.append(evaluate_methods(ft, blocks, methods, c_grid=c_grid,
+                                         require_psd=require_psd, spectrum=spectrum))
+    out = {}
+    for m, first in per_fold[0].items():
+        cv = np.concatenate([r[m]["correct"] for r in per_fold])
+        out[m] = {**first,
+                  "folds": [dict(c=r[m]["c"], accuracy=r[m]["accuracy"], correct=r[m]["correct"],
+                                 n_train=len(ft.y_train)) for r, ft in zip(per_fold, tasks)],
+                  "cv_correct": cv, "cv_accuracy": float(cv.mean())}
+    return out
 
 
 def two_layer_task(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
@@ -365,10 +542,12 @@ def _pair_task(dataset, classes, seed, test_seed, **task_kw):
 def two_layer_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test, c_grid,
                        widths, samples: int, epochs: int, methods=("ntk",) + HR_METHODS + ("oracle",),
                        inits=("standard",), lr: float = 1e-3, psd=False,
-                       test_seed: int | None = None) -> dict:
+                       test_seed: int | None = None, require_psd: bool = False,
+                       spectrum: bool = True) -> dict:
     """One run of the two-layer protocol on a class pair (a job for
     :func:`lantk.parallel.map_jobs`): the closed-form NTK and the kernel methods on it
-    (:func:`evaluate_methods`, with ``psd``), then LANTK-NTH and the network trained with
+    (:func:`evaluate_methods`, with ``psd``, ``require_psd`` and ``spectrum``), then
+    LANTK-NTH and the network trained with
     Adam at ``lr`` at every width (:func:`width_sweep`), on :func:`two_layer_task`.
 
     Returns:
@@ -382,7 +561,8 @@ def two_layer_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_te
                           test_seed=test_seed)
     blocks = closed_form_blocks(archs.two_layer_relu_kernel, task)
     res = [dict(method=m, width=None, **r) for m, r in
-           evaluate_methods(task, blocks, methods, c_grid=c_grid, psd=psd).items()]
+           evaluate_methods(task, blocks, methods, c_grid=c_grid, psd=psd,
+                            require_psd=require_psd, spectrum=spectrum).items()]
     res += width_sweep(task, widths, samples=samples, epochs=epochs, lr=lr, seed=seed,
                        inits=inits)
     return {"class_names": tuple(task.class_names), "n_train": len(task.y_train),

@@ -436,6 +436,7 @@ class Generalisation(ChapterConfig):
     cnn_batch_size: int = 128
     cnn_augment: str = "none"
     cnn_monitor: str = "accuracy"
+    folds: int = 1
     mc_n_train: int = 250
     mc_n_val: int = 100
     mc_n_test: int = 200
@@ -452,8 +453,8 @@ class Generalisation(ChapterConfig):
     net_epochs: int = 50
     PRESETS: ClassVar[dict] = {
         "smoke": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS[:2]], n_train=160,
-                      n_val=80, n_test=80, seeds=[0, 1], epochs=4, patience=None, cnn_k=4,
-                      mc_n_train=250, mc_n_val=100, mc_n_test=200, mc_epochs=3,
+                      n_val=80, n_test=80, seeds=[0], epochs=4, patience=None, cnn_k=4,
+                      folds=4, mc_n_train=250, mc_n_val=100, mc_n_test=200, mc_epochs=3,
                       mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS[:2]],
                       mnist_n_train=200, mnist_n_val=100, mnist_n_test=200, mnist_seeds=[0],
                       widths=[256, 1024, 4096], nth_samples=1000,
@@ -464,7 +465,7 @@ class Generalisation(ChapterConfig):
         "default": dict(dataset="cifar10", pairs=[list(p) for p in PAPER_PAIRS], n_train=None,
                         n_val=100, n_test=None, seeds=[0], epochs=EPOCHS_AUG, patience=PATIENCE_AUG,
                         cnn_k=1, cnn_lr=1e-3, cnn_batch_size=32, cnn_augment="flip+shift",
-                        cnn_monitor="loss",
+                        cnn_monitor="loss", folds=6,
                         mc_n_train=4000, mc_n_val=500, mc_n_test=None, mc_epochs=20,
                         mnist_dataset="mnist", mnist_pairs=[list(p) for p in MNIST_PAIRS],
                         mnist_n_train=1000, mnist_n_val=200, mnist_n_test=500, mnist_seeds=[0],
@@ -483,7 +484,7 @@ class Generalisation(ChapterConfig):
     FALLBACK: ClassVar[dict] = dict(pairs=[[3, 5], [4, 9], [7, 9], [3, 8], [1, 7], [5, 8],
                                            [8, 9], [1, 8], [2, 3], [5, 9]],
                                     n_train=30, n_val=20, n_test=None, mc_n_train=200,
-                                    mc_n_val=100, mc_n_test=None, cnn_augment="none")
+                                    mc_n_val=100, mc_n_test=None, cnn_augment="none", folds=1)
     EXTRA_DATASETS: ClassVar[dict] = {"mnist_dataset": (
         dict(mnist_n_train=160, mnist_n_val=60, mnist_n_test=80),
         "the two-layer section on the embedded digits uses ")}
@@ -497,6 +498,12 @@ class Generalisation(ChapterConfig):
         if self.cnn_monitor not in CNN_MONITORS:
             raise ValueError(f"cnn_monitor must be one of {CNN_MONITORS}, got "
                              f"{self.cnn_monitor!r}")
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
+            raise ValueError(f"folds must be a positive integer (1: the official test split "
+                             f"alone), got {self.folds!r}")
+        if self.folds > 1 and len(self.seeds) > 1 and self.n_train is not None:
+            raise ValueError("folds > 1 with several seeds needs n_train=None (every training "
+                             "image), so that every seed's folds test the same images")
         ds = self.dataset
         n_val, n_train, n_test = self.n_val, self.n_train, self.n_test
         if n_val is None:  # a tenth of the smallest pair's training images validates c

@@ -232,3 +232,77 @@ def test_width_sweep_matches_nth_kernel_at_each_width_and_both_inits():
         assert np.array_equal(r["correct"], (np.where(f >= 0, 1.0, -1.0) == task.y_test).astype(np.int8))
     with pytest.raises(ValueError, match="inits"):
         experiments.width_sweep(task, [8], inits=("gaussian",))
+
+
+def test_cross_fit_tasks_test_every_image_once():
+    task = data.binary_task("digits", classes=(3, 8), n_train=60, n_val=16, n_test=20, seed=4,
+                            flatten=True)
+    folds = experiments.cross_fit_tasks(task, 4)
+    assert len(folds) == 4 and folds[0].config["fold"] == 0
+    np.testing.assert_array_equal(folds[0].X_test, task.X_test)
+    pool = np.concatenate([task.X_train, task.X_val, task.X_test])
+    tested = np.concatenate([experiments.pool_positions(f)[2] for f in folds])
+    assert sorted(tested.tolist()) == list(range(len(pool)))        # each image tested once
+    for f in folds:
+        tr, va, te = experiments.pool_positions(f)
+        assert not (set(tr) & set(va) or set(tr) & set(te) or set(va) & set(te))
+        assert len(tr) + len(va) + len(te) == len(pool)
+        np.testing.assert_array_equal(f.X_train, pool[tr])
+        np.testing.assert_array_equal(f.X_test, pool[te])
+        assert np.sum(f.y_val == 1) == np.sum(task.y_val == 1)       # validation as in fold 0
+        assert abs(np.sum(f.y_test == 1) - np.sum(f.y_test == -1)) <= 2   # chunks by class
+    assert experiments.cross_fit_tasks(task, 1)[0].X_train is task.X_train
+    with pytest.raises(ValueError, match="folds"):
+        experiments.cross_fit_tasks(task, 0)
+    with pytest.raises(ValueError, match="take fewer folds"):
+        experiments.cross_fit_tasks(task, 80)
+    with pytest.raises(ValueError, match=r"Take more folds.*folds=5"):
+        experiments.cross_fit_tasks(task, 2)   # one chunk of 76 images: nothing left to train on
+
+
+def test_cross_fit_folds_do_not_depend_on_the_seed_with_every_image():
+    """With every training image, two seeds differ in their validation carve but the folds
+    test the same images in the same order, so repeats can be paired point by point."""
+    def fold_ids(seed):
+        task = data.binary_task("digits", classes=(0, 1), n_train=None, n_val=20, n_test=30,
+                                seed=seed, flatten=True)
+        ids = np.concatenate([task.idx_train, task.idx_val])
+        out = []
+        for f in experiments.cross_fit_tasks(task, 3, seed=7)[1:]:
+            out.append(ids[f.idx_test].tolist())
+        return out, task.idx_val
+    (a, va), (b, vb) = fold_ids(0), fold_ids(1)
+    assert a == b and set(va.tolist()) != set(vb.tolist())
+
+
+def test_require_psd_keeps_c_where_the_kernel_stays_positive_definite():
+    from lantk import archs
+
+    task = experiments.unit_norm(data.binary_task("digits", (3, 5), n_train=40, n_val=20,
+                                                  n_test=30, seed=0))
+    blocks = experiments.closed_form_blocks(archs.two_layer_relu_kernel, task)
+    grid = (0.01, 0.1, 1.0, 10.0)
+    r = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid,
+                                     require_psd=True)["fjlt-v1"]
+    eig = dict(zip(grid, r["relative_min_eigenvalue"]))
+    assert min(eig.values()) < 0 < max(eig.values())       # the rule has something to exclude
+    assert r["candidates"] == [c for c in grid if eig[c] > 0]
+    assert eig[r["c"]] > 0
+    free = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid)
+    assert free["fjlt-v1"]["candidates"] == list(grid)
+
+
+def test_cross_fitted_pair_run_scores_every_image_and_keeps_fold_zero():
+    kw = dict(n_train=40, n_val=10, n_test=20, kernel_arch=("cnn", {"depth": 1, "width": 4}),
+              methods=["ntk", "kr-v1"], c_grid=[0.1, 1.0], kernel_dtype="float64")
+    one = experiments.binary_pair_run("digits", (3, 5), 0, **kw)
+    cv = experiments.binary_pair_run("digits", (3, 5), 0, folds=3, **kw)
+    assert cv["folds"] == 3 and cv["n_test_cv"] == 70
+    for m in ("ntk", "kr-v1"):
+        r = cv["results"][m]
+        np.testing.assert_array_equal(r["correct"], one["results"][m]["correct"])   # fold 0
+        assert len(r["folds"]) == 3 and len(r["cv_correct"]) == 70
+        assert r["cv_accuracy"] == pytest.approx(np.mean(r["cv_correct"]))
+        np.testing.assert_array_equal(r["cv_correct"][:20], r["correct"])
+    with pytest.raises(ValueError, match="n_train=None"):
+        experiments.binary_pair_run("digits", (3, 5), 1, test_seed=0, folds=3, **kw)

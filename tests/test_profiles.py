@@ -218,3 +218,17 @@ def test_generalisation_cnn_monitor_is_checked():
     assert profiles.Generalisation.resolve("smoke", dataset="digits").cnn_monitor == "accuracy"
     with pytest.raises(ValueError, match="cnn_monitor must be one of"):
         profiles.Generalisation.resolve("smoke", dataset="digits", cnn_monitor="auc")
+
+
+def test_generalisation_folds_are_checked():
+    """The default profile cross-fits the kernel methods (every image of a pair tested once);
+    the paper profile keeps the official split; bad values and several seeds on a subset of
+    the training images are named errors."""
+    assert profiles.Generalisation.PRESETS["default"]["folds"] == 6
+    assert profiles.Generalisation.PRESETS["paper"].get("folds", 1) == 1
+    assert profiles.Generalisation.resolve("smoke", dataset="digits").folds == 4
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="folds must be a positive integer"):
+            profiles.Generalisation.resolve("smoke", dataset="digits", folds=bad)
+    with pytest.raises(ValueError, match="n_train=None"):
+        profiles.Generalisation.resolve("smoke", dataset="digits", seeds=[0, 1], n_train=40)
