@@ -55,7 +55,9 @@ def nt_worker(inp: str, out: str) -> None:
         raise SystemExit("parameter layouts differ between lantk and neural-tangents")
     params = jax.tree_util.tree_unflatten(treedef, [jax.numpy.asarray(l, dtype) for l in ours])
     batch = int(d["batch"])
-    res = {"jax": jax.__version__}
+    if batch and x.shape[0] % batch:   # nt.batch needs a batch size that divides the rows
+        batch = max(b for b in range(1, batch + 1) if x.shape[0] % b == 0)
+    res = {"jax": jax.__version__, "batch": batch}
     impls = {"structured": nt.NtkImplementation.STRUCTURED_DERIVATIVES,
              "jacobian": nt.NtkImplementation.JACOBIAN_CONTRACTION}
     for name in str(d["impls"]).split(","):

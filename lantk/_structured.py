@@ -10,8 +10,11 @@ each such ``y`` (so ``delta = d f / d eps``) while the operand ``a`` is recorded
 * dense form (``dot_general``): with ``a`` as ``(P, C)`` (free x contracting positions) and
   ``delta`` as ``(P, F)``, the contribution to ``K(x, x')`` is
   ``sum_{p, p'} (a a'^T)[p, p'] (delta delta'^T)[p, p']`` and ``W``'s Jacobian is never formed;
-* gradient form: the per-example weight gradient ``op_W^T(a, delta)`` (one transposed
-  operation, e.g. a convolution of ``a`` with ``delta``) followed by the inner product.
+* gradient form: the per-example weight gradient ``op_W^T(a, delta)`` followed by the inner
+  product; for a convolution it is formed tap by tap (:func:`conv_weight_gradient_taps`: a
+  strided slice of the padded input and one batched product with ``delta`` per filter tap),
+  which XLA:CPU runs several times faster than a product through the input's patches (kept
+  for transposed convolutions, whose input is dilated).
 
 A cost estimate picks the form per operation. Every other leaf (biases, leaves used twice or
 by another operation) keeps its per-example Jacobian. The sum is exactly the Jacobian

@@ -250,9 +250,12 @@ def empirical_ntk(apply_fn: Callable, params, x1, x2=None, *, trace_axes=(-1,),
         weights) fall back to their per-example Jacobians; with no rule at all (or an
         ``apply_fn`` with several outputs) it is ``"jacobian"``. A chunk then holds, per
         structured weight, its inputs (patches for convolutions) and output cotangents
-        instead of its Jacobian. ``"auto"`` (default): ``"structured"``, the faster one on
-        every network of ``benchmarks/bench_entk.py`` (by hundreds of times on a wide FC
-        network; modestly on the paper CNN, whose convolutions need weight gradients).
+        instead of its Jacobian. A convolution's per-example weight gradient is formed tap
+        by tap (a strided slice of the padded input times the cotangents, one batched
+        product over the output positions per filter tap); transposed convolutions form it
+        through the input's patches. ``"auto"`` (default): ``"structured"``, the faster one
+        on every network of ``benchmarks/bench_entk.py`` (by hundreds of times on a wide FC
+        network, about twice on the paper CNN).
 
     Returns:
       The kernel, a JAX array in the dtype of the parameters (float64 for the float64

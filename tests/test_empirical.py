@@ -313,3 +313,33 @@ def test_structured_falls_back_where_no_rule_applies():
     assert _rel(empirical_ntk(no_rule, p2, x1, implementation="structured"), ref) < 1e-12
     with pytest.raises(ValueError, match="implementation"):
         empirical_ntk(no_rule, p2, x1, implementation="fast")
+
+
+@pytest.mark.parametrize("name", ["valid_strided", "transpose"])
+def test_structured_conv_paths_equal_jacobian_contraction(name, monkeypatch):
+    """The tap-by-tap weight gradient (strided, VALID, rectangular filters) and the patches
+    form that transposed convolutions keep both give the Jacobian contraction's kernel."""
+    from lantk import _structured, empirical
+    monkeypatch.setattr(_structured, "choose_dense", lambda *a: False)   # the gradient form
+    monkeypatch.setattr(empirical, "_PLANS", {})
+    if name == "valid_strided":
+        net = stax.serial(stax.Conv(3, (2, 3), strides=(2, 1), padding="VALID", b_std=0.1),
+                          stax.Relu(), stax.Conv(2, (3, 3), strides=(1, 2), padding="SAME"),
+                          stax.Flatten(), stax.Dense(2))
+    else:
+        net = stax.serial(stax.ConvTranspose(3, (3, 3), strides=(2, 2), padding="SAME"),
+                          stax.Relu(), stax.Conv(2, (3, 3), padding="SAME"), stax.Flatten(),
+                          stax.Dense(1))
+    init_fn, apply_fn, _ = net
+    x = _rng(9).standard_normal((4, 7, 6, 2))
+    _, params = init_fn(jax.random.PRNGKey(2), x.shape)
+    closed, _, rules = empirical._plan(apply_fn, params, jax.numpy.asarray(x), x.shape[0])
+    convs = [_structured.lookup(closed, r[1]) for r in rules
+             if _structured.lookup(closed, r[1]).primitive.name == "conv_general_dilated"]
+    assert len(convs) == 2 and not any(r[-1] for r in rules)
+    assert [_structured.conv_taps_apply(e) for e in convs] == (
+        [True, True] if name == "valid_strided" else [False, True])
+    for x2 in (None, _rng(10).standard_normal((3, 7, 6, 2))):
+        ref = empirical_ntk(apply_fn, params, x, x2, trace_axes=(), implementation="jacobian")
+        got = empirical_ntk(apply_fn, params, x, x2, trace_axes=(), implementation="structured")
+        assert _rel(got, ref) < 1e-12
