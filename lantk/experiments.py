@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg as sla
 from scipy import stats
 
 from lantk import label_aware, regression
@@ -172,6 +173,15 @@ def _correct(y, f):
     return (regression.predict_labels(f) == np.asarray(y)).astype(np.int8)
 
 
+def _positive_definite(K) -> bool:
+    """Whether the symmetric ``K`` is positive definite: its Cholesky factorisation succeeds."""
+    try:
+        sla.cholesky(K, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
 def _select_c(task, blocks, Z_tr, Z_pred, c_grid, rho, fit_seconds, require_psd=False,
               spectrum=True):
     """Choose ``c`` on the validation rows of ``Z_pred`` (its first ``len(y_val)`` rows), then
@@ -180,15 +190,24 @@ def _select_c(task, blocks, Z_tr, Z_pred, c_grid, rho, fit_seconds, require_psd=
     One solve per ``c`` serves the validation and the test rows (the same coefficients). With
     ``require_psd`` only the strengths whose training block ``K + λZ`` is positive definite
     (its Cholesky factorisation succeeds) are candidates, the smallest ``c`` of the grid when
-    none is; ties go to the smaller ``c``."""
+    none is; ties go to the smaller ``c``. The strengths at which ``K + λZ`` is positive
+    definite form an interval ``[0, c*)`` when ``K`` is positive semi-definite
+    (``K + λ₁Z = (1 − λ₁/λ₂) K + (λ₁/λ₂)(K + λ₂Z)``), so without ``spectrum`` the grid is
+    walked upwards only until the first strength that fails, and no indefinite system is
+    solved."""
     t0 = time.perf_counter()
     nv = len(task.y_val)
     H_pred = np.vstack([blocks.H_val, blocks.H_test])
     order = sorted(range(len(c_grid)), key=lambda i: c_grid[i])
     spectra, pd, val, test = [None] * len(c_grid), [False] * len(c_grid), {}, {}
-    for i in order:
+    walk = bool(require_psd) and not spectrum
+    for k, i in enumerate(order):
         K_tr, K_pr, *spec = label_aware.lantk_kernel(blocks.H, Z_tr, c_grid[i], H_test_train=H_pred,
                                                      Z_test=Z_pred, return_spectrum=spectrum)
+        if walk:
+            pd[i] = _positive_definite(K_tr)
+            if not pd[i] and k > 0:
+                break   # and every larger strength: not candidates, nothing to solve
         if spec:
             spectra[i] = spec[0].relative_min
         f, info = regression.kernel_regression(K_tr, K_pr, task.y_train, rho=rho,

@@ -290,6 +290,14 @@ def test_require_psd_keeps_c_where_the_kernel_stays_positive_definite():
     assert eig[r["c"]] > 0
     free = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid)
     assert free["fjlt-v1"]["candidates"] == list(grid)
+    # without the spectrum the grid is walked up to the first indefinite strength only: the
+    # same candidates, the same choice, the same predictions
+    walk = experiments.evaluate_methods(task, blocks, methods=("fjlt-v1",), c_grid=grid,
+                                        require_psd=True, spectrum=False)["fjlt-v1"]
+    assert walk["relative_min_eigenvalue"] is None
+    assert walk["positive_definite"] == [eig[c] > 0 for c in grid]
+    assert walk["candidates"] == r["candidates"] and walk["c"] == r["c"]
+    np.testing.assert_array_equal(walk["correct"], r["correct"])
 
 
 def test_cross_fitted_pair_run_scores_every_image_and_keeps_fold_zero():
