@@ -26,7 +26,7 @@ from scipy import linalg as sla
 from scipy import stats
 
 from lantk import label_aware, regression
-from lantk._checks import as_float_array, check_finite, check_real
+from lantk._checks import as_float_array, check_finite, check_int, check_real
 from lantk._x64 import x64
 
 __all__ = ["HR_METHODS", "KernelBlocks", "binary_pair_run", "closed_form_blocks", "evaluate_methods",
@@ -250,8 +250,8 @@ def evaluate_methods(task, blocks: KernelBlocks, methods=("ntk",) + HR_METHODS +
             method uses ``Z`` as estimated). ``"both"``: each LANTK-HR method twice, as
             estimated (``"kr-v1"``) and repaired (``"kr-v1 psd"``), from one fit of ``Z``.
         require_psd: choose ``c`` only among the strengths of ``c_grid`` for which the
-            training block ``K + λZ`` is positive definite (its smallest eigenvalue above
-            zero; the smallest ``c`` when none is): past that strength kernel regression with
+            training block ``K + λZ`` is positive definite (its Cholesky factorisation
+            succeeds; the smallest ``c`` when none is): past that strength kernel regression with
             ``ρ = 0`` interpolates with an indefinite matrix, and its predictions collapse
             (the lantk_hr chapter). Off by default (the paper's method has no such rule).
         spectrum: record each ``c``'s ``"relative_min_eigenvalue"`` (an eigendecomposition
@@ -344,8 +344,6 @@ def cross_fit_tasks(task, folds: int, seed: int | None = None) -> list:
         >>> sorted(len(f.y_test) for f in fs), sum(len(f.y_test) for f in fs) == 70
         ([20, 24, 26], True)
     """
-    from lantk._checks import check_int
-
     folds = check_int(folds, "folds")
     first = dataclasses.replace(task, config={**task.config, "fold": 0, "folds": folds})
     if folds == 1:
@@ -435,8 +433,6 @@ def binary_pair_run(dataset: str, classes, seed: int, *, n_train, n_val, n_test,
         correctness, concatenated in fold order) and ``"cv_accuracy"``; ``"n_test_cv"`` counts
         the test points of all folds.
     """
-    from lantk._checks import check_int
-
     t0 = time.perf_counter()
     folds = check_int(folds, "folds")
     if folds > 1 and test_seed is not None and test_seed != seed and n_train is not None:

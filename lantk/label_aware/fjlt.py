@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,8 +152,6 @@ _L1_MEMO: dict = {}
 
 
 def _digest(X: np.ndarray) -> bytes:
-    import hashlib
-
     return hashlib.blake2b(np.ascontiguousarray(X).view(np.uint8), digest_size=16).digest()
 
 
