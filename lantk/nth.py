@@ -283,14 +283,16 @@ def _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma, M):
 
 @jax.jit
 def _accumulate(acc, W, a2, Xp, Gp, GN, N, V, gamma, M):
-    return acc + _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma, M)
+    return acc + _chunk_contribution(W, a2, Xp, Gp, GN, N, V, gamma, M).astype(acc.dtype)
 
 
-def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False, M=None):
+def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False, M=None,
+              dtype=np.float64):
     """``Σ_r [Σ_ij k4_r(a, b, i, j) N_ij − a_r² Σ_ik φ_r(a, b, i) M_ik σ_r(k)]`` over the neurons
     ``(W, a)`` (no ``1/m²``); ``M=None`` drops the second sum.
 
-    Rows ``a`` run over ``X_train`` then ``X_pairs``: shape ``(n + P, n)``."""
+    Rows ``a`` run over ``X_train`` then ``X_pairs``: shape ``(n + P, n)``. Each chunk of
+    neurons is computed in ``dtype`` and added to a float64 sum."""
     Xp = np.concatenate([X_train, X_pairs], axis=0)
     n = X_train.shape[0]
     m, R = W.shape[0], V.shape[1]
@@ -301,8 +303,8 @@ def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False, M
     G_train = X_train @ X_train.T
     if M is None:
         M = np.zeros_like(N)
-    args = [jnp.asarray(v) for v in (Xp, Xp @ X_train.T, G_train * N, N, V, gamma, M)]
-    acc = jnp.zeros((Xp.shape[0], n))
+    args = [jnp.asarray(v, dtype) for v in (Xp, Xp @ X_train.T, G_train * N, N, V, gamma, M)]
+    acc = jnp.zeros((Xp.shape[0], n), jnp.float64)
     starts = range(0, m, chunk)
     if not no_progress(progress):
         from tqdm import tqdm
@@ -315,7 +317,7 @@ def _contract(W, a, X_pairs, X_train, N, V, gamma, chunk=None, progress=False, M
             pad = chunk - Wc.shape[0]
             Wc = np.concatenate([Wc, np.zeros((pad, W.shape[1]))])
             a2c = np.concatenate([a2c, np.zeros(pad)])
-        acc = _accumulate(acc, jnp.asarray(Wc), jnp.asarray(a2c), *args)
+        acc = _accumulate(acc, jnp.asarray(Wc, dtype), jnp.asarray(a2c, dtype), *args)
         if progress:  # let the bar show compute, not JAX's asynchronous dispatch
             acc.block_until_ready()
     return np.asarray(acc)
@@ -556,7 +558,7 @@ def _M_from_eig(lam, P, t):
 
 @x64
 def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=None,
-               progress=False, init="standard"):
+               progress=False, init="standard", dtype="float64"):
     """LANTK-NTH kernel of the two-layer ReLU network (spec §2, §5): its expected value at time ``t``.
 
     With ``init="antisymmetric"`` (neurons in pairs ``(w, a)``, ``(w, −a)``: ``f_0 = 0`` and
@@ -591,11 +593,18 @@ def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=No
         chunk: neurons per step (default: bounded by memory).
         progress: show a tqdm bar over neuron chunks.
         init: ``"standard"`` or ``"antisymmetric"``, the initialisation the expectation is over.
+        dtype: ``"float64"`` (default) or ``"float32"``: the type in which each chunk of
+            neurons' contraction is computed (the chunks are summed in float64, and everything
+            else, ``N_t`` included, stays float64). float32 halves the time on a CPU (its matrix
+            products run at about twice the rate); its rounding, about ``1e-6`` of the
+            correction, is far below the Monte Carlo error of any practical ``samples``
+            (``~ 1/sqrt(samples)``; the tests bound the difference).
 
     Returns:
         ``(K_train, K_test)``, float64 arrays of shapes ``(n, n)`` and ``(b, n)``.
     """
     init = _check_init(init)
+    dtype = _check_contract_dtype(dtype)
     X_train = _inputs(X_train, "X_train")
     X_test = _inputs(X_test, "X_test")
     n, d = X_train.shape
@@ -624,9 +633,20 @@ def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=No
     V = _R_from_eig(lam, P, Y, t)  # N + Nᵀ = V Vᵀ
     gamma = np.ones(V.shape[1])
     params = two_layer_init(seed, d, samples)
-    C = _contract(params["W"], params["a"], X_test, X_train, N, V, gamma, chunk, progress, M=M)
+    C = _contract(params["W"], params["a"], X_test, X_train, N, V, gamma, chunk, progress, M=M,
+                  dtype=dtype)
     C = C / (samples * width)  # (1/width) · (1/samples) Σ_r (k4_r N − a_r² φ_r M σ_r)
     return H + C[:n], K_test + C[n:]
+
+
+def _check_contract_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    return dt
 
 
 # ----------------------------------------------------------------------------- trained networks

@@ -143,6 +143,30 @@ def test_correction_scales_as_one_over_width():
     np.testing.assert_allclose(K1[1] - H_te, 4 * (K2[1] - H_te), rtol=1e-12, atol=1e-13)
 
 
+@pytest.mark.parametrize("init", ["standard", "antisymmetric"])
+def test_float32_contraction_is_far_below_the_monte_carlo_error(init):
+    """dtype="float32" rounds each chunk's products only: against float64 with the same
+    neurons, the correction differs by about float32's precision, while two seeds (the Monte
+    Carlo error) differ by orders of magnitude more; the outputs are float64 either way."""
+    rng = np.random.default_rng(5)
+    n, b, d = 40, 7, 12
+    X, X_te = rng.standard_normal((n, d)), rng.standard_normal((b, d))
+    y = np.where(rng.standard_normal(n) > 0, 1.0, -1.0)
+    H, H_te = nth.two_layer_ntk(X), nth.two_layer_ntk(X_te, X)
+    kw = dict(width=1, t=np.inf, samples=64, init=init, chunk=16)
+    K64 = nth.nth_kernel(X, y, X_te, seed=0, **kw)
+    K32 = nth.nth_kernel(X, y, X_te, seed=0, dtype="float32", **kw)
+    other = nth.nth_kernel(X, y, X_te, seed=1, **kw)
+    for i, base in enumerate((H, H_te)):
+        assert K32[i].dtype == np.float64
+        C64, C32, Co = K64[i] - base, K32[i] - base, other[i] - base
+        scale = np.abs(C64).max()
+        rounding = np.abs(C32 - C64).max() / scale
+        monte_carlo = np.abs(Co - C64).max() / scale
+        assert 0 < rounding < 1e-5
+        assert monte_carlo > 1e3 * rounding
+
+
 def test_multiclass_sums_over_classes():
     X, _, X_te = _problem(n=12, b=3, seed=7)
     classes = np.arange(12) % 3
@@ -302,6 +326,8 @@ def test_two_layer_ntk_agrees_with_archs():
     ({"t": np.nan}, "t must"),
     ({"init": "symmetric"}, "init must"),
     ({"init": None}, "init must"),
+    ({"dtype": "float16"}, "dtype must"),
+    ({"dtype": "int32"}, "dtype must"),
 ])
 def test_nth_kernel_validates_inputs(change, match):
     rng = np.random.default_rng(0)

@@ -218,7 +218,7 @@ def _fit_nth(method, H, y, X, **options):
 
     opts = _options(method, options, {"width": 1024, "t": np.inf, "samples": 1000, "seed": 0,
                                       "init": "standard", "chunk": None, "progress": False,
-                                      "X_test": None})
+                                      "dtype": "float64", "X_test": None})
     X_test = opts.pop("X_test")
     X = _need_x(method, X, H.shape[0])
     H_own = nth.two_layer_ntk(X)
@@ -259,7 +259,7 @@ def fit_Z(method: str, H, y, X=None, **options) -> ZFit:
         X: ``(n, ...)`` training inputs (FJLT and NTH; images are flattened).
         **options: the estimator's settings. KR: ``rho`` (ridge of ``α`` in V2). FJLT:
             ``solver`` (``"exact"``/``"fjlt"``), ``eps``, ``seed``. NTH: ``width``, ``t``,
-            ``samples``, ``seed``, ``init``, ``chunk``, ``progress``
+            ``samples``, ``seed``, ``init``, ``chunk``, ``progress``, ``dtype``
             (:func:`lantk.nth.nth_kernel`), and ``X_test``: inputs whose rows ``predict`` will
             be asked for, computed in the same pass as the training block (the training rows
             are part of every NTH contraction, so predicting them later costs that pass
