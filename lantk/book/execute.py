@@ -6,7 +6,8 @@ the run's folder (``runs/<profile>/<chapter>/<run>/``, see :func:`lantk.book.rec
 and cache key; it writes nothing and starts no kernel. :func:`execute_plan` then returns the
 recorded run when the plan says it is up to date, or else empties the folder, executes the
 chapter with papermill (kernel ``python3``, the running interpreter's environment, working
-directory the run's folder) and writes the executed notebook and ``run.json``, last.
+directory the run's folder, JAX's compilation cache under ``runs/``: :data:`COMPILE_CACHE`)
+and writes the executed notebook and ``run.json``, last.
 :func:`run_chapter` is the two in one call.
 
 Standard library only at import time (papermill, nbformat and jupytext when a chapter runs).
@@ -45,6 +46,11 @@ __all__ = [
 ]
 
 KERNEL_NAME = "python3"
+COMPILE_CACHE = ".jax-cache"
+"""JAX's persistent compilation cache of the chapters, ``<root>/runs/.jax-cache`` (unless
+``JAX_COMPILATION_CACHE_DIR`` is set): programs a chapter compiled (a network's training
+epoch, a kernel's tile) are read back instead of compiled again, within a run and across runs.
+It holds compiled code only, never results; ``make clean`` removes it."""
 _KERNEL_INFO_TAG = "lantk-kernel-info"
 
 
@@ -236,7 +242,8 @@ def execute_plan(plan: RunPlan, *, progress: bool = True, quiet: bool = False,
     }
     try:
         executed = _papermill(nb, notebook, run_params, out_dir, progress and not quiet, name,
-                              plan.all_parameters, log_output)
+                              plan.all_parameters, log_output,
+                              compile_cache=root / RUNS_DIR / COMPILE_CACHE)
     except ChapterError as e:
         record.update(status="failed", error=str(e).splitlines()[0],
                       wall_time_s=round(time.perf_counter() - t0, 3))
@@ -347,7 +354,8 @@ def _rel(path: Path, root: Path | None) -> str:
 
 
 def _papermill(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: str,
-               all_params: dict | None = None, log_output: bool = False):
+               all_params: dict | None = None, log_output: bool = False,
+               compile_cache: Path | None = None):
     """Execute ``nb`` with papermill into ``notebook``; a failing cell is a ChapterError."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -357,9 +365,19 @@ def _papermill(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name
     # would starve a second process on the same GPU (a test session, nbval, another run).
     # lantk's progress bars inside cells would end up as stderr text in the rendered book;
     # papermill's bar over the cells reports progress instead.
+    # JAX's persistent compilation cache (keyed by the compiled program, JAX's version and the
+    # XLA flags): a chapter compiles the same programs again and again (a network trained per
+    # class pair, in one process or in workers), and each compile of a small program costs more
+    # than running it; a user's own JAX_COMPILATION_CACHE_DIR wins.
+    cache_env = {"JAX_COMPILATION_CACHE_DIR": str(compile_cache),
+                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"} if compile_cache else {}
     saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE",
                                             "TQDM_DISABLE", "LANTK_RUN_DIR",
-                                            RUN_PARAMS_ENV)}
+                                            RUN_PARAMS_ENV, *cache_env)}
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        for k, v in cache_env.items():
+            os.environ.setdefault(k, v)
     os.environ.pop("MPLBACKEND", None)
     os.environ["LANTK_RUN_DIR"] = str(cwd)  # lantk.claims records into this run's folder
     os.environ[RUN_PARAMS_ENV] = json.dumps(to_jsonable(all_params or {}))  # CSV columns
