@@ -83,25 +83,44 @@ def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float 
     images on 2 CPU cores, benchmarks/bench_gap.py), so it suits small images (e.g. 8x8
     digits) or a GPU.
 
+    ``depth`` may be a list of increasing depths: the blocks up to the first depth, then
+    ``FanOut`` into one branch per depth (the remaining blocks and a readout), so ``kernel_fn``
+    returns one kernel per depth, each exactly the kernel of ``cnn`` at that depth, while
+    :func:`lantk.kernels.kernel_matrix` computes the shared first blocks once. (Meant for
+    kernels: the finite network shares those blocks' weights between its heads.)
+
     Example:
         >>> import jax
         >>> init_fn, apply_fn, kernel_fn = cnn(2, width=8, outputs=10)
         >>> init_fn(jax.random.PRNGKey(0), (5, 8, 8, 1))[0]
         (5, 10)
     """
-    depth = check_int(depth, "depth")
+    depths = depth if isinstance(depth, (list, tuple)) else [depth]
+    depths = [check_int(d, "depth") for d in depths]
+    if not depths or any(b <= a for a, b in zip(depths, depths[1:])):
+        raise ValueError(f"depths must be increasing positive integers, got {list(depths)}")
     width = check_int(width, "width")
     outputs = _check_outputs(outputs)
     filter_shape = _check_filter_shape(filter_shape)
     readouts = {"flatten": stax.Flatten, "gap": stax.GlobalAvgPool}
     if not isinstance(readout, str) or readout not in readouts:
         raise ValueError(f"readout must be 'flatten' or 'gap', got {readout!r}")
-    layers = []
-    for _ in range(int(depth)):
-        layers += [stax.Conv(width, tuple(filter_shape), strides=(1, 1), padding="SAME",
-                             W_std=W_std, b_std=b_std), stax.Relu()]
-    layers += [readouts[readout](), stax.Dense(outputs, W_std=readout_W_std, b_std=b_std)]
-    return stax.serial(*layers)
+
+    def blocks(n):
+        layers = []
+        for _ in range(n):
+            layers += [stax.Conv(width, tuple(filter_shape), strides=(1, 1), padding="SAME",
+                                 W_std=W_std, b_std=b_std), stax.Relu()]
+        return layers
+
+    def head():
+        return [readouts[readout](), stax.Dense(outputs, W_std=readout_W_std, b_std=b_std)]
+
+    first = depths[0]
+    if len(depths) == 1:
+        return stax.serial(*blocks(first), *head())
+    return stax.serial(*blocks(first), stax.FanOut(len(depths)), stax.parallel(
+        *[stax.serial(*blocks(d - first), *head()) for d in depths]))
 
 
 def fc(depth: int, width: int = 512, *, W_std: float = _SQRT2, b_std=None,

@@ -47,16 +47,23 @@ class KernelBlocks:
 
 
 @x64
-def kernel_blocks(kernel_fn, task, get: str = "ntk", **kwargs) -> KernelBlocks:
-    """Compute the three blocks of a task's kernel with :func:`lantk.kernels.kernel_matrix`."""
+def kernel_blocks(kernel_fn, task, get: str = "ntk", **kwargs):
+    """Compute the three blocks of a task's kernel with :func:`lantk.kernels.kernel_matrix`:
+    a :class:`KernelBlocks`, or a list of them (one per output) for a network with several
+    outputs (e.g. ``archs.cnn([3, 4])``)."""
     from lantk.kernels import kernel_matrix
 
+    def per_output(K):
+        return K if isinstance(K, list) else [K]
+
     H = kernel_matrix(kernel_fn, task.X_train, None, get=get, **kwargs)
-    H_val = (kernel_matrix(kernel_fn, task.X_val, task.X_train, get=get, **kwargs)
-             if len(task.X_val) else np.zeros((0, len(task.X_train))))
-    H_test = kernel_matrix(kernel_fn, task.X_test, task.X_train, get=get, **kwargs)
-    return KernelBlocks(np.asarray(H, np.float64), np.asarray(H_val, np.float64),
-                        np.asarray(H_test, np.float64))
+    H_test = per_output(kernel_matrix(kernel_fn, task.X_test, task.X_train, get=get, **kwargs))
+    H_val = (per_output(kernel_matrix(kernel_fn, task.X_val, task.X_train, get=get, **kwargs))
+             if len(task.X_val) else [np.zeros((0, len(task.X_train)))] * len(H_test))
+    blocks = [KernelBlocks(np.asarray(a, np.float64), np.asarray(v, np.float64),
+                           np.asarray(t, np.float64))
+              for a, v, t in zip(per_output(H), H_val, H_test)]
+    return blocks if isinstance(H, list) else blocks[0]
 
 
 @x64
@@ -457,7 +464,10 @@ def multiclass_run(dataset: str, seed: int, *, n_train, n_val, n_test, standardi
     Either part may be left out (``kernel_arch=None`` or ``network=None``), so the kernel
     methods and the network can be two jobs that run at once; the task is the same in both
     (it depends only on the arguments). The network's outputs are one per class.
-    ``require_psd`` and ``spectrum`` are :func:`evaluate_methods`'."""
+    ``require_psd`` and ``spectrum`` are :func:`evaluate_methods`'. A ``kernel_arch`` with
+    several outputs (``("cnn", {"depth": [3, 4]})``: one kernel per depth, their shared layers
+    computed once) adds ``"outputs"``, the methods' results for each kernel in order
+    (``"results"`` holds the first's)."""
     from lantk import data
 
     t0 = time.perf_counter()
@@ -480,8 +490,12 @@ def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network, 
     if kernel_arch is not None and folds == 1:
         blocks = kernel_blocks(archs.build(kernel_arch)[2], task, progress=False,
                                dtype=np.dtype(kernel_dtype))
-        res = evaluate_methods(task, blocks, methods, c_grid=c_grid, require_psd=require_psd,
-                               spectrum=spectrum)
+        outputs = [evaluate_methods(task, b, methods, c_grid=c_grid, require_psd=require_psd,
+                                    spectrum=spectrum)
+                   for b in (blocks if isinstance(blocks, list) else [blocks])]
+        res = outputs[0]
+        if isinstance(blocks, list):   # a network with several outputs: each one's results
+            extra["outputs"] = outputs
     elif kernel_arch is not None:
         res = _cross_fitted_methods(task, archs.build(kernel_arch)[2], methods, c_grid,
                                     kernel_dtype, folds, fold_seed, require_psd, spectrum)
@@ -518,8 +532,12 @@ def _cross_fitted_methods(task, kernel_fn, methods, c_grid, kernel_dtype, folds,
 
     tasks = cross_fit_tasks(task, folds, seed=fold_seed)
     pool = np.concatenate([task.X_train, task.X_val, task.X_test])
-    K = np.asarray(kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
-                                 dtype=np.dtype(kernel_dtype)), np.float64)
+    K = kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
+                      dtype=np.dtype(kernel_dtype))
+    if isinstance(K, list):
+        raise ValueError("cross-fitting (folds > 1) takes an architecture with one output, got "
+                         f"one with {len(K)}")
+    K = np.asarray(K, np.float64)
     per_fold = []
     for ft in tasks:
         tr, va, te = pool_positions(ft)

@@ -172,7 +172,11 @@ def kernel_matrix(
 
     Returns:
         A NumPy array of shape ``(n1, n2)`` and type ``dtype`` for a single ``get``; for a
-        tuple, a namedtuple of such arrays with fields named as in ``get``. With a
+        tuple, a namedtuple of such arrays with fields named as in ``get``. For a network
+        with several outputs (one that ends in ``stax.parallel``, e.g. heads at several depths
+        of one trunk after ``FanOut``: ``kernel_fn`` returns a list), a list with that result
+        for each output, in order (nested ``parallel`` flattened): the trunk's layers are
+        computed once for all of them. With a
         ``store``, the arrays are read-only :class:`numpy.memmap` views of the store's
         files (nothing of size ``n1 x n2`` is held in memory).
 
@@ -238,22 +242,33 @@ def kernel_matrix(
             )
         if not isinstance(spec, str):
             raise TypeError(f"the cache key must be a string, got {type(spec).__name__}")
-    if cache_dir is not None:
-        cache = _TileCache(Path(cache_dir), spec, x1, None if symmetric else x2, dtype, names)
 
     n1, n2 = len(x1), len(x2)
-    outputs = {name: np.empty((n1, n2), dtype) for name in names}  # allocated lazily
+    branches = _branch_count(kernel_fn, x1)
+    held = names if branches is None else tuple(
+        f"{name}.{b}" for b in range(branches) for name in names)
+    if cache_dir is not None:
+        cache = _TileCache(Path(cache_dir), spec, x1, None if symmetric else x2, dtype, held)
+    outputs = {name: np.empty((n1, n2), dtype) for name in held}  # allocated lazily
     if n1 and n2:
         devices = jax.local_devices() if devices is None else list(devices)
         budget = _default_budget(devices) if max_tile_bytes is None else max_tile_bytes
-        job = _Job(kernel_fn, get, names, x1, None if symmetric else x2, dtype, devices, budget)
+        job = _Job(kernel_fn, get, held, x1, None if symmetric else x2, dtype, devices, budget,
+                   branches=branches)
         if store is None:
             _fill(outputs, job, tile, cache, progress)
         else:
             outputs = _fill_store(Path(store), spec, job, tile, progress)
-    if single:
-        return outputs[names[0]]
-    return collections.namedtuple("Kernels", names)(**outputs)
+
+    def result(suffix=""):
+        if single:
+            return outputs[names[0] + suffix]
+        return collections.namedtuple("Kernels", names)(
+            **{name: outputs[name + suffix] for name in names})
+
+    if branches is None:
+        return result()
+    return [result(f".{b}") for b in range(branches)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -301,6 +316,30 @@ def _check_inputs(x, name: str, dtype: np.dtype) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------
 # the tile program
+
+
+def _branch_count(kernel_fn, x) -> int | None:
+    """The number of parallel outputs of a ``lantk.stax`` kernel (a network that ends in
+    ``stax.parallel``, e.g. after ``FanOut``: its ``kernel_fn`` returns a list with one result
+    per branch), read from its output shape without tracing it; ``None`` for one output or a
+    kernel function of another kind."""
+    shape_of = getattr(kernel_fn, "output_shape", None)
+    if not callable(shape_of):
+        return None
+    try:
+        shape = shape_of(x.shape[1:])
+    except (ValueError, TypeError):  # the tile program reports a failing kernel_fn itself
+        return None
+    if not isinstance(shape, list):
+        return None
+    return len(_flat_branches([s if isinstance(s, list) else [s] for s in shape]))
+
+
+def _flat_branches(out) -> list:
+    """Nested lists of branch results (parallel inside parallel) as one flat list."""
+    if isinstance(out, list):
+        return [leaf for o in out for leaf in _flat_branches(o)]
+    return [out]
 
 
 def _components(out, names: tuple[str, ...], single: bool) -> tuple:
@@ -355,8 +394,9 @@ _COMPILED_KEEP = 16
 class _Job:
     """The fixed parts of one :func:`kernel_matrix` call: kernel, inputs, dtype and mesh."""
 
-    def __init__(self, kernel_fn, get, names, x1, x2, dtype, devices, budget):
+    def __init__(self, kernel_fn, get, names, x1, x2, dtype, devices, budget, branches=None):
         self.kernel_fn, self.get, self.names = kernel_fn, get, names
+        self.branches = branches  # parallel outputs: names holds every branch's matrices
         self.x1, self.x2, self.symmetric = x1, x2, x2 is None
         self.n1, self.n2 = len(x1), len(x1 if x2 is None else x2)
         self.dtype, self.budget = dtype, budget
@@ -394,7 +434,7 @@ class _Job:
         Compiled programs are kept (a few, most recent first) for later calls with the same
         kernel, shapes, dtype and devices: the train/validation/test blocks of tasks of one
         size then compile once, not once per call."""
-        key = (id(self.kernel_fn), repr(self.get), self.names, self.symmetric,
+        key = (id(self.kernel_fn), repr(self.get), self.names, self.branches, self.symmetric,
                tuple(self.padded_shapes(*self.tile_shape(side))), str(self.dtype), side,
                tuple(str(d) for d in self.mesh.devices.flat))
         hit = _COMPILED.get(key)
@@ -412,11 +452,16 @@ class _Job:
     def _compile(self, side: int) -> _Compiled:
         tr, tc = self.tile_shape(side)
         names, single = self.names, isinstance(self.get, str)
+        asked = _check_get(self.get)[0]
 
         def one_tile(offsets, x1, *x2):  # offsets: this device's (1, 2) tile corner
             a = jax.lax.dynamic_slice_in_dim(x1, offsets[0, 0], tr, axis=0)
             b = jax.lax.dynamic_slice_in_dim(x2[0] if x2 else x1, offsets[0, 1], tc, axis=0)
-            out = _components(self.kernel_fn(a, b, get=self.get), names, single)
+            out = self.kernel_fn(a, b, get=self.get)
+            if self.branches is None:
+                out = _components(out, names, single)
+            else:   # one result per branch, each with the matrices of ``get``
+                out = tuple(k for o in _flat_branches(out) for k in _components(o, asked, single))
             for name, k in zip(names, out):
                 if jnp.shape(k) != (tr, tc):
                     raise ValueError(

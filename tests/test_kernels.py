@@ -495,3 +495,44 @@ def test_a_kernel_with_non_finite_entries_is_an_error_and_not_cached(tmp_path, s
 
     with pytest.raises(ValueError, match="NaN or infinite"):
         kernel_matrix(nan_kernel, _x(4), tile=2, progress=False)
+
+
+@pytest.mark.parametrize("depths", [[1, 2], [1, 2, 4]])
+def test_a_network_with_a_head_per_depth_gives_each_depth_its_own_kernel(tmp_path, depths):
+    """kernel_matrix on a network ending in stax.parallel returns one result per output, each
+    equal to the kernel of the network of that depth alone, with get tuples, caches, stores
+    and symmetric or cross blocks."""
+    from lantk import archs
+
+    rng = np.random.default_rng(0)
+    x, z = rng.normal(size=(7, 5, 5, 2)), rng.normal(size=(4, 5, 5, 2))
+    many = archs.cnn(depths, width=8, readout_W_std=0.3)[2]
+    alone = [archs.cnn(d, width=8, readout_W_std=0.3)[2] for d in depths]
+    for x2 in (None, z):
+        out = kernel_matrix(many, x, x2, tile=3, progress=False)
+        assert isinstance(out, list) and len(out) == len(depths)
+        for got, k in zip(out, alone):
+            np.testing.assert_allclose(got, kernel_matrix(k, x, x2, tile=3, progress=False),
+                                       rtol=1e-13, atol=0)
+        both = kernel_matrix(many, x, x2, get=("nngp", "ntk"), tile=4, progress=False)
+        for got, k in zip(both, alone):
+            want = kernel_matrix(k, x, x2, get=("nngp", "ntk"), tile=4, progress=False)
+            assert got._fields == ("nngp", "ntk")
+            np.testing.assert_allclose(got.nngp, want.nngp, rtol=1e-13, atol=0)
+            np.testing.assert_allclose(got.ntk, want.ntk, rtol=1e-13, atol=0)
+        cached = [kernel_matrix(many, x, x2, tile=3, progress=False, cache_dir=tmp_path / "c")
+                  for _ in range(2)]
+        stored = kernel_matrix(many, x, x2, tile=3, progress=False,
+                               store=tmp_path / f"s{x2 is None}")
+        for a, b, c, d in zip(out, *cached, stored):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(a, np.asarray(d))
+
+
+def test_depths_of_a_multi_head_cnn_must_increase():
+    from lantk import archs
+
+    for bad in ([3, 3], [4, 3], []):
+        with pytest.raises(ValueError, match="increasing"):
+            archs.cnn(bad)
