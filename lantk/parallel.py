@@ -98,7 +98,8 @@ def map_jobs(fn, jobs, workers: int = 0, on_result=None, call=None) -> list:
     """``[fn(**job) for job in jobs]``, computed by ``workers`` worker processes.
 
     Args:
-        fn: a module-level function (it is pickled by name).
+        fn: a module-level function (it is pickled by name), or a list of them, one per job
+            (jobs of different kinds in one pool).
         jobs: keyword-argument dicts, one per call.
         workers: worker processes, each single-threaded, pinned to a core of its own when
             there are no more workers than :func:`cores` (never more than there are jobs);
@@ -119,12 +120,16 @@ def map_jobs(fn, jobs, workers: int = 0, on_result=None, call=None) -> list:
     if bad:
         raise ValueError(f"jobs must be dicts of keyword arguments; job {bad[0]} is "
                          f"{type(jobs[bad[0]]).__name__}")
+    fns = list(fn) if isinstance(fn, (list, tuple)) else [fn] * len(jobs)
+    if len(fns) != len(jobs):
+        raise ValueError(f"fn is a list of {len(fns)} functions for {len(jobs)} jobs: give one "
+                         f"per job (or a single function for all)")
     workers = check_int(workers, "workers", minimum=0)
     call = _call if call is None else call
     results = [None] * len(jobs)
     if workers == 0 or not jobs:
         for i, job in enumerate(jobs):
-            results[i] = call(fn, job)
+            results[i] = call(fns[i], job)
             if on_result is not None:
                 on_result(i, results[i])
         return results
@@ -138,14 +143,15 @@ def map_jobs(fn, jobs, workers: int = 0, on_result=None, call=None) -> list:
             queue.put(c)
     with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                 initargs=(queue, SINGLE_THREAD_FLAGS)) as pool:
-        futures = {pool.submit(call, fn, job): i for i, job in enumerate(jobs)}
+        futures = {pool.submit(call, fns[i], job): i for i, job in enumerate(jobs)}
         try:
             for fut in cf.as_completed(futures):
                 i = futures[fut]
                 try:
                     results[i] = fut.result()
                 except BaseException as e:
-                    e.add_note(f"(in job {i} of {len(jobs)}: {fn.__name__}(**{_brief(jobs[i])}))")
+                    e.add_note(f"(in job {i} of {len(jobs)}: "
+                               f"{getattr(fns[i], '__name__', fns[i])}(**{_brief(jobs[i])}))")
                     raise
                 if on_result is not None:
                     on_result(i, results[i])

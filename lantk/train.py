@@ -91,9 +91,30 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
                                                                     jnp.float32))
         return np.zeros((0,) + tuple(out.shape[1:]))
     f = jax.jit(apply_fn)
-    outs = [np.asarray(f(params, jnp.asarray(x[i:i + batch_size], jnp.float32)))
-            for i in range(0, len(x), batch_size)]
+    outs = []
+    for i in range(0, len(x), batch_size):
+        chunk = x[i:i + batch_size]
+        # a short last chunk is padded with zero inputs to a power of two (at least 16), so
+        # that splits of similar sizes share their compiled programs (JAX's compilation
+        # cache); the padded rows' outputs are dropped
+        rows = min(batch_size, max(16, 1 << (len(chunk) - 1).bit_length()))
+        outs.append(np.asarray(f(params, jnp.asarray(_pad_rows(chunk, rows))))[:len(chunk)])
     return np.concatenate(outs).astype(np.float64)
+
+
+def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
+    """``x`` (float32) with zero rows appended up to ``rows``."""
+    x = np.asarray(x, np.float32)
+    if rows == len(x):
+        return x
+    return np.concatenate([x, np.zeros((rows - len(x),) + x.shape[1:], np.float32)])
+
+
+def _padded_rows(m: int) -> int:
+    """Rows of the training arrays as the compiled steps see them: ``m`` rounded up to a
+    multiple of 256 (a power of two below 256), so that training sets of similar sizes share
+    their compiled programs."""
+    return max(1 << (m - 1).bit_length(), 1) if m <= 256 else -(-m // 256) * 256
 
 
 def _inputs(X, name: str, dtype=np.float32) -> np.ndarray:
@@ -322,35 +343,38 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     n = len(X_train)
     bs = min(batch_size, n)
     n_full, rest = divmod(n, bs)
-    X_dev, Y_dev = jnp.asarray(X_train), jnp.asarray(Y)  # on the device once
+    # on the device once, padded with zero rows that no minibatch draws, so that the compiled
+    # steps depend on the rows only through _padded_rows (training sets of similar sizes,
+    # e.g. the class pairs of a chapter, then share them through JAX's compilation cache)
+    n_pad = _padded_rows(n_full * bs + (bs if rest else 0))
+    X_dev, Y_dev = jnp.asarray(_pad_rows(X_train, n_pad)), jnp.asarray(_pad_rows(Y, n_pad))
 
-    def loss_fn(p, xb, yb, k):
-        return _half_mse(apply_fn(p, _augment(xb, k, augment)), yb)
+    def loss_fn(p, xb, yb, k, w, count):
+        # half the squared error of the examples with weight 1 (w = 0: padding), over count
+        err = jnp.sum((apply_fn(p, _augment(xb, k, augment)) - yb) ** 2, axis=-1)
+        return 0.5 * jnp.sum(w * err) / count
 
     @jax.jit
-    def step(p, s, total, Xd, Yd, order, start, k):
+    def step(p, s, total, Xd, Yd, order, start, count, k):
+        # count < bs: the last, partial minibatch (the rest of the order is padding)
         idx = jax.lax.dynamic_slice_in_dim(order, start, bs)
-        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k)
+        w = (jnp.arange(bs) < count).astype(jnp.float32)
+        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k, w, count)
         updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, total + loss * bs
+        return optax.apply_updates(p, updates), s, total + loss * count
 
-    @jax.jit
-    def last_step(p, s, total, Xd, Yd, idx, k):
-        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k)
-        updates, s = opt.update(g, s, p)
-        return optax.apply_updates(p, updates), s, total + loss * idx.shape[0]
-
-    permutation = jax.jit(lambda k: jax.random.permutation(k, n))
+    permutation = jax.jit(lambda k: jnp.pad(jax.random.permutation(k, n), (0, n_pad - n)))
     step_keys = jax.jit(lambda k: jax.random.split(jax.random.fold_in(k, 1), n_full + 1))
+    full, part = jnp.float32(bs), jnp.float32(rest)
 
     def run_epoch(p, s, k):
         order = permutation(k)
         ks = step_keys(k)
         total = jnp.zeros((), jnp.float32)
         for b in range(n_full):  # dispatched asynchronously: no host sync in this loop
-            p, s, total = step(p, s, total, X_dev, Y_dev, order, b * bs, ks[b])
+            p, s, total = step(p, s, total, X_dev, Y_dev, order, b * bs, full, ks[b])
         if rest:
-            p, s, total = last_step(p, s, total, X_dev, Y_dev, order[n_full * bs:], ks[n_full])
+            p, s, total = step(p, s, total, X_dev, Y_dev, order, n_full * bs, part, ks[n_full])
         return p, s, total / n
 
     result = TrainResult(params=params, config={

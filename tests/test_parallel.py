@@ -49,6 +49,14 @@ def test_a_failing_job_raises_its_own_error_naming_the_job():
         parallel.map_jobs(_fails, [dict(x=2)], workers=0)
 
 
+def test_jobs_of_different_kinds_share_one_pool():
+    jobs = [dict(base=3, exp=2), dict(x=5), dict(base=2, exp=5)]
+    for workers in (0, 2):
+        assert parallel.map_jobs([pow, _fails, pow], jobs, workers=workers) == [9, 5, 32]
+    with pytest.raises(ValueError, match="one per job"):
+        parallel.map_jobs([pow, pow], jobs)
+
+
 @pytest.mark.parametrize("jobs, workers, match", [
     ([(1, 2)], 0, "jobs must be dicts"),
     ([{}], -1, "workers must be"),

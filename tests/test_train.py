@@ -246,3 +246,21 @@ def test_fit_with_augmentation_learns_and_records_it():
     r0 = train.fit(arch, X, task.y_train, Xt, task.y_test, **kw)
     assert r0.config["augment"] is None
     assert r0.history[0]["loss"] != r.history[0]["loss"]  # the minibatches differed
+
+
+def test_compiled_programs_see_padded_sizes_and_predict_drops_the_padding(task):
+    """Training sets of similar sizes share the compiled step (rows padded to _padded_rows,
+    never drawn), and predict pads its last chunk without changing any real row's output."""
+    import jax
+
+    for m in (1, 5, 16, 200, 256, 257, 944, 979, 1024, 4000):
+        p = train._padded_rows(m)
+        assert p >= m and (p & (p - 1) == 0 if m <= 256 else p % 256 == 0)
+    assert train._padded_rows(912 + 32) == train._padded_rows(947 + 32) == 1024
+    arch = archs.fc(depth=1, width=8)
+    _, params = arch[0](jax.random.PRNGKey(0), (-1, task.X_train.shape[1]))
+    x = task.X_train[:37]
+    want = np.asarray(jax.jit(arch[1])(params, np.asarray(x, np.float32)))
+    for bs in (16, 37, 512):
+        np.testing.assert_allclose(train.predict(arch[1], params, x, batch_size=bs), want,
+                                   rtol=1e-6, atol=1e-6)
