@@ -539,11 +539,14 @@ def _cross_fitted_methods(task, kernel_fn, methods, c_grid, kernel_dtype, folds,
                          f"one with {len(K)}")
     K = np.asarray(K, np.float64)
     per_fold = []
-    for ft in tasks:
-        tr, va, te = pool_positions(ft)
-        blocks = KernelBlocks(K[np.ix_(tr, tr)], K[np.ix_(va, tr)], K[np.ix_(te, tr)])
-        per_fold.append(evaluate_methods(ft, blocks, methods, c_grid=c_grid,
-                                         require_psd=require_psd, spectrum=spectrum))
+    # FJLT's L1 distances once over the pool, sliced by every fold (bit-identical)
+    fjlt = any(m.startswith("fjlt") for m in methods)
+    with label_aware.fjlt.shared_distances(_flat(pool) if fjlt else None):
+        for ft in tasks:
+            tr, va, te = pool_positions(ft)
+            blocks = KernelBlocks(K[np.ix_(tr, tr)], K[np.ix_(va, tr)], K[np.ix_(te, tr)])
+            per_fold.append(evaluate_methods(ft, blocks, methods, c_grid=c_grid,
+                                             require_psd=require_psd, spectrum=spectrum))
     out = {}
     for m, first in per_fold[0].items():
         cv = np.concatenate([r[m]["correct"] for r in per_fold])

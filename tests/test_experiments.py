@@ -302,11 +302,11 @@ def test_require_psd_keeps_c_where_the_kernel_stays_positive_definite():
 
 def test_cross_fitted_pair_run_scores_every_image_and_keeps_fold_zero():
     kw = dict(n_train=40, n_val=10, n_test=20, kernel_arch=("cnn", {"depth": 1, "width": 4}),
-              methods=["ntk", "kr-v1"], c_grid=[0.1, 1.0], kernel_dtype="float64")
+              methods=["ntk", "kr-v1", "fjlt-v1"], c_grid=[0.1, 1.0], kernel_dtype="float64")
     one = experiments.binary_pair_run("digits", (3, 5), 0, **kw)
     cv = experiments.binary_pair_run("digits", (3, 5), 0, folds=3, **kw)
     assert cv["folds"] == 3 and cv["n_test_cv"] == 70
-    for m in ("ntk", "kr-v1"):
+    for m in ("ntk", "kr-v1", "fjlt-v1"):   # FJLT's distances come from the pool here
         r = cv["results"][m]
         np.testing.assert_array_equal(r["correct"], one["results"][m]["correct"])   # fold 0
         assert len(r["folds"]) == 3 and len(r["cv_correct"]) == 70
@@ -314,3 +314,18 @@ def test_cross_fitted_pair_run_scores_every_image_and_keeps_fold_zero():
         np.testing.assert_array_equal(r["cv_correct"][:20], r["correct"])
     with pytest.raises(ValueError, match="n_train=None"):
         experiments.binary_pair_run("digits", (3, 5), 1, test_seed=0, folds=3, **kw)
+    with pytest.raises(ValueError, match="one output"):
+        experiments.binary_pair_run("digits", (3, 5), 0, folds=3, **{
+            **kw, "kernel_arch": ("cnn", {"depth": [1, 2], "width": 4})})
+
+
+def test_a_kernel_with_an_output_per_depth_gives_each_depth_its_results():
+    kw = dict(n_train=40, n_val=0, n_test=30, methods=["ntk"], kernel_dtype="float64")
+    both = experiments.multiclass_run("digits", 0, kernel_arch=("cnn", {"depth": [1, 2],
+                                                                         "width": 4}), **kw)
+    assert len(both["outputs"]) == 2 and both["results"] is both["outputs"][0]
+    for d, out in zip((1, 2), both["outputs"]):
+        alone = experiments.multiclass_run("digits", 0, kernel_arch=("cnn", {"depth": d,
+                                                                              "width": 4}), **kw)
+        assert "outputs" not in alone
+        np.testing.assert_array_equal(out["ntk"]["correct"], alone["results"]["ntk"]["correct"])

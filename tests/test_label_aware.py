@@ -444,3 +444,34 @@ def test_huge_kernels_give_an_error_not_a_hang():
     S = np.full((len(y), len(y)), 1.7e308)  # singular, and its mean |diagonal| overflows
     with pytest.raises(ValueError, match="too large to regularise"):
         regression.kernel_regression(S, Kt, y)
+
+
+@pytest.mark.parametrize("variant", ["v1", "v2"])
+def test_fjlt_distances_shared_over_a_pool_change_nothing(variant):
+    """Inside fjlt.shared_distances the L1 distances of a fit on rows of the pool are sliced
+    from one computation over the pool: the fit is bit-identical to one without it, rows
+    outside the pool are computed as usual, and the pool ends with the block."""
+    from scipy.spatial.distance import cdist
+
+    from lantk.label_aware import fjlt
+
+    rng = np.random.default_rng(3)
+    pool = rng.normal(size=(40, 12))
+    y = np.where(rng.normal(size=40) > 0, 1.0, -1.0)
+    tr, te = rng.permutation(40)[:25], np.arange(40)[::7]
+    H = pool @ pool.T
+    outside = rng.normal(size=(3, 12))
+    plain = fjlt.fjlt_estimate(pool[tr], y[tr], pool[te], H[np.ix_(tr, tr)], H[np.ix_(te, tr)],
+                               variant=variant)
+    with fjlt.shared_distances(pool):
+        shared = fjlt.fjlt_estimate(pool[tr], y[tr], pool[te], H[np.ix_(tr, tr)],
+                                    H[np.ix_(te, tr)], variant=variant)
+        assert fjlt._POOL and fjlt._l1(pool[tr], pool[tr]).shape == (25, 25)
+        np.testing.assert_array_equal(fjlt._l1(outside, pool[tr]),
+                                      cdist(outside, pool[tr], "cityblock"))
+    assert not fjlt._POOL
+    for a, b in zip(plain, shared):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="X_pool"):
+        with fjlt.shared_distances(np.ones(5)):
+            pass

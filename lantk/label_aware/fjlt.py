@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
@@ -13,7 +14,8 @@ from lantk._checks import Labels, as_float_array, check_kernel_pair, check_lengt
 from lantk.label_aware._common import _check_variant, _flatten, _sym
 from lantk.label_aware._sketch import _SketchPlan, sketch_rows
 
-__all__ = ["FEATURES_V1", "FEATURES_V2", "PairRegression", "fjlt_estimate", "pair_features"]
+__all__ = ["FEATURES_V1", "FEATURES_V2", "PairRegression", "fjlt_estimate", "pair_features",
+           "shared_distances"]
 
 FEATURES_V1 = ("K", "dot", "cos", "sqdist", "normprod", "sin", "angle", "rbf", "pearson", "l1")
 """The 10 pair features of FJLT-V1 (spec §4), in column order: ``K(x,x')``, ``xᵀx'``,
@@ -136,7 +138,12 @@ def _l1(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
     ``B is A`` (the training pairs) computes each unordered pair once. The last few results
     are kept, keyed by the arrays' contents: FJLT-V1 and FJLT-V2 on the same inputs (as
-    :func:`lantk.experiments.evaluate_methods` runs them) share the distances."""
+    :func:`lantk.experiments.evaluate_methods` runs them) share the distances. Inside
+    :func:`shared_distances`, rows of its pool are looked up instead."""
+    if _POOL:
+        found = _POOL[-1].lookup(A, B)
+        if found is not None:
+            return found
     key = (A.shape, B.shape, B is A, _digest(A), None if B is A else _digest(B))
     if key in _L1_MEMO:
         return _L1_MEMO[key]
@@ -149,6 +156,52 @@ def _l1(A: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 
 _L1_MEMO: dict = {}
+
+
+class _Pool:
+    """The L1 distances between all rows of a pool, and each row's position (by content)."""
+
+    def __init__(self, X: np.ndarray):
+        self.D = _l1_sym(X)
+        self.D.setflags(write=False)
+        self.rows = {}
+        for i, r in enumerate(X):
+            self.rows.setdefault(_digest(r), i)
+
+    def positions(self, A: np.ndarray):
+        pos = [self.rows.get(_digest(r)) for r in A]
+        return None if any(p is None for p in pos) else np.asarray(pos)
+
+    def lookup(self, A: np.ndarray, B: np.ndarray):
+        ia = self.positions(A)
+        ib = ia if B is A or ia is None else self.positions(B)
+        if ia is None or ib is None:
+            return None
+        out = self.D[np.ix_(ia, ib)]
+        out.setflags(write=False)
+        return out
+
+
+_POOL: list = []
+
+
+@contextlib.contextmanager
+def shared_distances(X_pool):
+    """Within the ``with`` block, the L1 distances FJLT-V1/V2 need between rows of ``X_pool``
+    (``(N, d)``, the inputs exactly as the fits will see them, flattened float64) are sliced
+    from one computation over the pool instead of computed per fit: for cross-fitting, where
+    every fold's training and test inputs are rows of one pool
+    (:func:`lantk.experiments.binary_pair_run` with ``folds``). The slices are bit-identical
+    to what the fits would compute (the same C loop per pair; the tests check it); inputs
+    that are not rows of the pool are computed as usual. ``None``: no pool (a no-op)."""
+    if X_pool is None:
+        yield
+        return
+    _POOL.append(_Pool(np.ascontiguousarray(as_float_array(X_pool, "X_pool", ndim=2))))
+    try:
+        yield
+    finally:
+        _POOL.pop()
 
 
 def _digest(X: np.ndarray) -> bytes:
