@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import jax
@@ -90,16 +91,21 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
         out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1,) + x.shape[1:],
                                                                     jnp.float32))
         return np.zeros((0,) + tuple(out.shape[1:]))
-    f = jax.jit(apply_fn)
+    f = _JITTED.get(apply_fn)
+    if f is None:   # one jitted apply per network: called every epoch on the validation split
+        f = _JITTED[apply_fn] = jax.jit(apply_fn)
     outs = []
     for i in range(0, len(x), batch_size):
         chunk = x[i:i + batch_size]
-        # a short last chunk is padded with zero inputs to a power of two (at least 16), so
-        # that splits of similar sizes share their compiled programs (JAX's compilation
-        # cache); the padded rows' outputs are dropped
-        rows = min(batch_size, max(16, 1 << (len(chunk) - 1).bit_length()))
+        # a short last chunk is padded with zero inputs to a multiple of 16, so that splits
+        # of similar sizes share their compiled programs (JAX's compilation cache); the
+        # padded rows' outputs are dropped
+        rows = min(batch_size, -(-len(chunk) // 16) * 16)
         outs.append(np.asarray(f(params, jnp.asarray(_pad_rows(chunk, rows))))[:len(chunk)])
     return np.concatenate(outs).astype(np.float64)
+
+
+_JITTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
