@@ -85,7 +85,8 @@ def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float 
 
     ``depth`` may be a list of increasing depths: the blocks up to the first depth, then
     ``FanOut`` into one branch per depth (the remaining blocks and a readout), so ``kernel_fn``
-    returns one kernel per depth, each exactly the kernel of ``cnn`` at that depth, while
+    returns one kernel per depth, each exactly the kernel of ``cnn`` at that depth (readout
+    ``"flatten"`` only), while
     :func:`lantk.kernels.kernel_matrix` computes the shared first blocks once. (Meant for
     kernels: the finite network shares those blocks' weights between its heads.)
 
@@ -105,6 +106,9 @@ def cnn(depth: int, readout: str = "flatten", width: int = 128, *, W_std: float 
     readouts = {"flatten": stax.Flatten, "gap": stax.GlobalAvgPool}
     if not isinstance(readout, str) or readout not in readouts:
         raise ValueError(f"readout must be 'flatten' or 'gap', got {readout!r}")
+    if len(depths) > 1 and readout != "flatten":
+        raise ValueError("a list of depths needs readout='flatten' (the CNTK-GAP's fast path "
+                         "takes one depth per network): build one network per depth")
 
     def blocks(n):
         layers = []

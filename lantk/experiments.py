@@ -493,7 +493,7 @@ def _run_on_task(task, t0, kernel_arch, methods, c_grid, kernel_dtype, network, 
         outputs = [evaluate_methods(task, b, methods, c_grid=c_grid, require_psd=require_psd,
                                     spectrum=spectrum)
                    for b in (blocks if isinstance(blocks, list) else [blocks])]
-        res = outputs[0]
+        res = dict(outputs[0])
         if isinstance(blocks, list):   # a network with several outputs: each one's results
             extra["outputs"] = outputs
     elif kernel_arch is not None:
@@ -532,12 +532,12 @@ def _cross_fitted_methods(task, kernel_fn, methods, c_grid, kernel_dtype, folds,
 
     tasks = cross_fit_tasks(task, folds, seed=fold_seed)
     pool = np.concatenate([task.X_train, task.X_val, task.X_test])
-    K = kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
-                      dtype=np.dtype(kernel_dtype))
-    if isinstance(K, list):
+    shape_of = getattr(kernel_fn, "output_shape", None)
+    if callable(shape_of) and isinstance(shape_of(pool.shape[1:]), list):
         raise ValueError("cross-fitting (folds > 1) takes an architecture with one output, got "
-                         f"one with {len(K)}")
-    K = np.asarray(K, np.float64)
+                         f"one with {len(shape_of(pool.shape[1:]))}")
+    K = np.asarray(kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
+                                 dtype=np.dtype(kernel_dtype)), np.float64)
     per_fold = []
     # FJLT's L1 distances once over the pool, sliced by every fold (bit-identical)
     fjlt = any(m.startswith("fjlt") for m in methods)

@@ -175,7 +175,7 @@ def kernel_matrix(
         tuple, a namedtuple of such arrays with fields named as in ``get``. For a network
         with several outputs (one that ends in ``stax.parallel``, e.g. heads at several depths
         of one trunk after ``FanOut``: ``kernel_fn`` returns a list), a list with that result
-        for each output, in order (nested ``parallel`` flattened): the trunk's layers are
+        for each output, in order (even for one branch): the trunk's layers are
         computed once for all of them. With a
         ``store``, the arrays are read-only :class:`numpy.memmap` views of the store's
         files (nothing of size ``n1 x n2`` is held in memory).
@@ -330,16 +330,7 @@ def _branch_count(kernel_fn, x) -> int | None:
         shape = shape_of(x.shape[1:])
     except (ValueError, TypeError):  # the tile program reports a failing kernel_fn itself
         return None
-    if not isinstance(shape, list):
-        return None
-    return len(_flat_branches([s if isinstance(s, list) else [s] for s in shape]))
-
-
-def _flat_branches(out) -> list:
-    """Nested lists of branch results (parallel inside parallel) as one flat list."""
-    if isinstance(out, list):
-        return [leaf for o in out for leaf in _flat_branches(o)]
-    return [out]
+    return len(shape) if isinstance(shape, list) else None
 
 
 def _components(out, names: tuple[str, ...], single: bool) -> tuple:
@@ -461,7 +452,11 @@ class _Job:
             if self.branches is None:
                 out = _components(out, names, single)
             else:   # one result per branch, each with the matrices of ``get``
-                out = tuple(k for o in _flat_branches(out) for k in _components(o, asked, single))
+                if not isinstance(out, list) or len(out) != self.branches:
+                    raise TypeError(f"kernel_fn's network has {self.branches} outputs, but it "
+                                    f"returned {type(out).__name__} (expected a list of "
+                                    f"{self.branches})")
+                out = tuple(k for o in out for k in _components(o, asked, single))
             for name, k in zip(names, out):
                 if jnp.shape(k) != (tr, tc):
                     raise ValueError(

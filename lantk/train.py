@@ -19,8 +19,8 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import time
-import weakref
 from dataclasses import dataclass, field
 
 import jax
@@ -91,9 +91,7 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
         out = jax.eval_shape(apply_fn, params, jax.ShapeDtypeStruct((1,) + x.shape[1:],
                                                                     jnp.float32))
         return np.zeros((0,) + tuple(out.shape[1:]))
-    f = _JITTED.get(apply_fn)
-    if f is None:   # one jitted apply per network: called every epoch on the validation split
-        f = _JITTED[apply_fn] = jax.jit(apply_fn)
+    f = _jitted(apply_fn)
     outs = []
     for i in range(0, len(x), batch_size):
         chunk = x[i:i + batch_size]
@@ -105,7 +103,21 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
     return np.concatenate(outs).astype(np.float64)
 
 
-_JITTED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_JITTED: collections.OrderedDict = collections.OrderedDict()   # id -> (apply_fn, jitted)
+
+
+def _jitted(apply_fn):
+    """``jax.jit(apply_fn)``, kept for the few networks used last: ``fit`` predicts on the
+    validation split every epoch with the same network."""
+    hit = _JITTED.get(id(apply_fn))
+    if hit is not None and hit[0] is apply_fn:
+        _JITTED.move_to_end(id(apply_fn))
+        return hit[1]
+    f = jax.jit(apply_fn)
+    _JITTED[id(apply_fn)] = (apply_fn, f)   # holding apply_fn keeps its id unique
+    while len(_JITTED) > 8:
+        _JITTED.popitem(last=False)
+    return f
 
 
 def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:

@@ -536,3 +536,5 @@ def test_depths_of_a_multi_head_cnn_must_increase():
     for bad in ([3, 3], [4, 3], []):
         with pytest.raises(ValueError, match="increasing"):
             archs.cnn(bad)
+    with pytest.raises(ValueError, match="flatten"):
+        archs.cnn([3, 4], readout="gap")

@@ -467,6 +467,7 @@ def test_fjlt_distances_shared_over_a_pool_change_nothing(variant):
         shared = fjlt.fjlt_estimate(pool[tr], y[tr], pool[te], H[np.ix_(tr, tr)],
                                     H[np.ix_(te, tr)], variant=variant)
         assert fjlt._POOL and fjlt._l1(pool[tr], pool[tr]).shape == (25, 25)
+        assert fjlt._l1(pool[:0], pool[tr]).shape == (0, 25)
         np.testing.assert_array_equal(fjlt._l1(outside, pool[tr]),
                                       cdist(outside, pool[tr], "cityblock"))
     assert not fjlt._POOL

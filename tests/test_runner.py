@@ -7,6 +7,7 @@ cells), so each execution costs a kernel start-up (a few seconds), not a chapter
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -650,3 +651,28 @@ def test_annotations_naming_other_types_declare_nothing(tmp_path, annotation):
     src = tmp_path / "c.md"
     src.write_text(TINY.replace("fail = False\n", f"fail = False\nsize: {annotation} = None\n"))
     assert "size" not in runner.parameter_types(src)
+
+
+def test_chapters_share_a_jax_compilation_cache_under_runs(book, monkeypatch):
+    """The kernel runs with JAX's persistent compilation cache in runs/.jax-cache (with a size
+    limit, so that JAX locks it for the worker processes that share it); the runner's own
+    environment is left as it was, and a user's own cache folder wins."""
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    (book / "book" / "tiny.md").write_text(TINY.replace(
+        'print("n squared:", n * n)',
+        'import jax\n'
+        'jax.jit(lambda x: x * n)(2.0).block_until_ready()\n'
+        'runner.save_results("env", {k: os.environ.get(k) for k in ("JAX_COMPILATION_CACHE_DIR",'
+        ' "JAX_COMPILATION_CACHE_MAX_SIZE")}, output_dir)'))
+    res = runner.run_chapter("tiny", {}, root=book, progress=False, quiet=True)
+    env = json.loads((res.out_dir / "env.json").read_text())["results"]
+    cache = book / "runs" / execute.COMPILE_CACHE
+    assert env == {"JAX_COMPILATION_CACHE_DIR": str(cache),
+                   "JAX_COMPILATION_CACHE_MAX_SIZE": str(execute.COMPILE_CACHE_BYTES)}
+    assert any(p.name.endswith("-cache") for p in cache.iterdir())
+    assert "JAX_COMPILATION_CACHE_DIR" not in os.environ
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(book / "mine"))
+    res = runner.run_chapter("tiny", {"n": 5}, root=book, progress=False, quiet=True)
+    env = json.loads((res.out_dir / "env.json").read_text())["results"]
+    assert env["JAX_COMPILATION_CACHE_DIR"] == str(book / "mine")
+    assert env["JAX_COMPILATION_CACHE_MAX_SIZE"] is None

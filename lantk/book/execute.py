@@ -51,6 +51,8 @@ COMPILE_CACHE = ".jax-cache"
 ``JAX_COMPILATION_CACHE_DIR`` is set): programs a chapter compiled (a network's training
 epoch, a kernel's tile) are read back instead of compiled again, within a run and across runs.
 It holds compiled code only, never results; ``make clean`` removes it."""
+COMPILE_CACHE_BYTES = 2 << 30
+"""Size limit of :data:`COMPILE_CACHE` (JAX evicts the least recently used programs)."""
 _KERNEL_INFO_TAG = "lantk-kernel-info"
 
 
@@ -353,6 +355,25 @@ def _rel(path: Path, root: Path | None) -> str:
         return str(path)
 
 
+def _compile_cache_env(folder: Path | None) -> dict:
+    """The environment that turns on JAX's persistent compilation cache in ``folder`` (keyed by
+    the compiled program, JAX's version and the XLA flags): a chapter compiles the same
+    programs again and again (a network trained per class pair, in one process or in
+    workers), and compiling a small program costs more than running it. With a size limit JAX
+    locks the cache's files (``filelock``), so worker processes can share it; without
+    ``filelock`` no cache (``{}``)."""
+    if folder is None:
+        return {}
+    try:
+        import filelock  # noqa: F401 -- JAX needs it for a cache with a size limit
+    except ImportError:
+        return {}
+    return {"JAX_COMPILATION_CACHE_DIR": str(folder),
+            "JAX_COMPILATION_CACHE_MAX_SIZE": str(COMPILE_CACHE_BYTES),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
+
 def _papermill(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name: str,
                all_params: dict | None = None, log_output: bool = False,
                compile_cache: Path | None = None):
@@ -365,13 +386,7 @@ def _papermill(nb, notebook: Path, params: dict, cwd: Path, progress: bool, name
     # would starve a second process on the same GPU (a test session, nbval, another run).
     # lantk's progress bars inside cells would end up as stderr text in the rendered book;
     # papermill's bar over the cells reports progress instead.
-    # JAX's persistent compilation cache (keyed by the compiled program, JAX's version and the
-    # XLA flags): a chapter compiles the same programs again and again (a network trained per
-    # class pair, in one process or in workers), and each compile of a small program costs more
-    # than running it; a user's own JAX_COMPILATION_CACHE_DIR wins.
-    cache_env = {"JAX_COMPILATION_CACHE_DIR": str(compile_cache),
-                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-                 "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"} if compile_cache else {}
+    cache_env = _compile_cache_env(compile_cache)
     saved = {k: os.environ.get(k) for k in ("MPLBACKEND", "XLA_PYTHON_CLIENT_PREALLOCATE",
                                             "TQDM_DISABLE", "LANTK_RUN_DIR",
                                             RUN_PARAMS_ENV, *cache_env)}

@@ -170,7 +170,7 @@ class _Pool:
 
     def positions(self, A: np.ndarray):
         pos = [self.rows.get(_digest(r)) for r in A]
-        return None if any(p is None for p in pos) else np.asarray(pos)
+        return None if any(p is None for p in pos) else np.asarray(pos, np.intp)
 
     def lookup(self, A: np.ndarray, B: np.ndarray):
         ia = self.positions(A)
