@@ -320,7 +320,7 @@ class LantkNTH(BinaryTask):
                       drift_widths={"standard": [64, 256, 1024],
                                     "antisymmetric": [64, 256, 1024, 4096]},
                       drift_draws={"standard": 96, "antisymmetric": 16}),
-        "default": dict(dataset="mnist", n_train=1000, n_test=500, samples=1000, drift_n=16,
+        "default": dict(dataset="mnist", n_train=1000, n_test=500, samples=500, drift_n=16,
                         drift_widths={"standard": [64, 256, 1024],
                                       "antisymmetric": [64, 256, 1024, 4096]},
                         drift_draws={"standard": 96, "antisymmetric": 16},
@@ -342,7 +342,7 @@ class Outlook(BinaryTask):
     samples: int = 500
     PRESETS: ClassVar[dict] = {
         "smoke": dict(dataset="digits", n_train=100, n_test=80, samples=500),
-        "default": dict(dataset="mnist", n_train=1000, n_test=500, samples=1000),
+        "default": dict(dataset="mnist", n_train=1000, n_test=500, samples=500),
         "paper": dict(dataset="mnist", n_train=1000, n_test=500, samples=2000),
     }
 
@@ -409,7 +409,7 @@ CNN_AUGMENTS = ("none", "flip", "flip+shift")
 CNN_MONITORS = ("accuracy", "loss")
 """``Generalisation.cnn_monitor``: what the CNN's stopping rule watches on the validation split
 (``lantk.train.fit``'s ``monitor``)."""
-EPOCHS_AUG, PATIENCE_AUG = 80, 12
+EPOCHS_AUG, PATIENCE_AUG = 60, 10
 
 
 @_register
