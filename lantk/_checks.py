@@ -73,6 +73,17 @@ def as_float_array(a, name: str, ndim: int | tuple[int, ...] | None = None) -> n
     return arr
 
 
+def check_float_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """``dtype`` as ``np.float32`` or ``np.float64`` (a name or a type), else a ValueError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        dt = None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"{name} must be float32 or float64, got {dtype!r}")
+    return dt
+
+
 def check_int(value, name: str, *, minimum: int | None = 1, allow_none: bool = False):
     """``value`` as a Python ``int``, checked to be an integer ``>= minimum``.
 

@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 import lantk
 from lantk import tiles
-from lantk._checks import no_progress
+from lantk._checks import check_float_dtype, no_progress
 from lantk._io import atomic_write as _atomic_write  # fsync, umask, rename, fsync folder
 from lantk._x64 import x64
 
@@ -208,7 +208,7 @@ def kernel_matrix(
         raise ValueError(f"kernel_fn must be a kernel function kernel_fn(x1, x2, get) (the third "
                          f"element of a stax layer), got {type(kernel_fn).__name__}")
     names, single = _check_get(get)
-    dtype = _check_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     if tile is not None and (isinstance(tile, bool) or not isinstance(tile, (int, np.integer))
                              or tile < 1):
         raise ValueError(f"tile must be a positive integer (or None to choose one), got {tile!r}")
@@ -285,16 +285,6 @@ def _check_get(get) -> tuple[tuple[str, ...], bool]:
             "(each at most once)"
         )
     return names, single
-
-
-def _check_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    return dt
 
 
 def _check_inputs(x, name: str, dtype: np.dtype) -> np.ndarray:

@@ -72,6 +72,7 @@ from jax.flatten_util import ravel_pytree
 
 from lantk._checks import (
     as_float_array,
+    check_float_dtype,
     check_int,
     check_widths,
     flat_inputs,
@@ -604,7 +605,7 @@ def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=No
         ``(K_train, K_test)``, float64 arrays of shapes ``(n, n)`` and ``(b, n)``.
     """
     init = _check_init(init)
-    dtype = _check_contract_dtype(dtype)
+    dtype = check_float_dtype(dtype)
     X_train = _inputs(X_train, "X_train")
     X_test = _inputs(X_test, "X_test")
     n, d = X_train.shape
@@ -637,16 +638,6 @@ def nth_kernel(X_train, y, X_test, *, width, t=np.inf, samples, seed=0, chunk=No
                   dtype=dtype)
     C = C / (samples * width)  # (1/width) · (1/samples) Σ_r (k4_r N − a_r² φ_r M σ_r)
     return H + C[:n], K_test + C[n:]
-
-
-def _check_contract_dtype(dtype) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return dt
 
 
 # ----------------------------------------------------------------------------- trained networks
