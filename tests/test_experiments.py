@@ -323,7 +323,7 @@ def test_a_kernel_with_an_output_per_depth_gives_each_depth_its_results():
     kw = dict(n_train=40, n_val=0, n_test=30, methods=["ntk"], kernel_dtype="float64")
     both = experiments.multiclass_run("digits", 0, kernel_arch=("cnn", {"depth": [1, 2],
                                                                          "width": 4}), **kw)
-    assert len(both["outputs"]) == 2 and both["results"] is both["outputs"][0]
+    assert len(both["outputs"]) == 2 and both["results"]["ntk"] is both["outputs"][0]["ntk"]
     for d, out in zip((1, 2), both["outputs"]):
         alone = experiments.multiclass_run("digits", 0, kernel_arch=("cnn", {"depth": d,
                                                                               "width": 4}), **kw)
