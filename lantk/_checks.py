@@ -188,6 +188,12 @@ def check_seed(seed, name: str = "seed", *, allow_generator: bool = False):
         raise ValueError(f"{name} must be {want}, got {seed!r}") from None
 
 
+def pad_rows(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` padded to ``n`` rows by repeating its last row (a valid input, unlike zeros): for
+    arrays whose padding rows fill a compiled program's fixed shape and are never used."""
+    return x if len(x) == n else np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
+
+
 def flat_inputs(x, name: str, rows: str = "N") -> np.ndarray:
     """``(N, ...)`` inputs as a finite float64 ``(N, d)`` matrix (``N = 0`` allowed);
     ``rows`` names the first axis in the error message."""

@@ -528,14 +528,14 @@ def _cross_fitted_methods(task, kernel_fn, methods, c_grid, kernel_dtype, folds,
                           require_psd, spectrum):
     """:func:`evaluate_methods` on every fold of :func:`cross_fit_tasks`, from one kernel
     matrix on the pool (train, validation and test images of ``task``)."""
-    from lantk.kernels import kernel_matrix
+    from lantk.kernels import kernel_matrix, output_count
 
     tasks = cross_fit_tasks(task, folds, seed=fold_seed)
     pool = np.concatenate([task.X_train, task.X_val, task.X_test])
-    shape_of = getattr(kernel_fn, "output_shape", None)
-    if callable(shape_of) and isinstance(shape_of(pool.shape[1:]), list):
+    outputs = output_count(kernel_fn, pool.shape[1:])
+    if outputs is not None:
         raise ValueError("cross-fitting (folds > 1) takes an architecture with one output, got "
-                         f"one with {len(shape_of(pool.shape[1:]))}")
+                         f"one with {outputs}")
     K = np.asarray(kernel_matrix(kernel_fn, pool, None, get="ntk", progress=False,
                                  dtype=np.dtype(kernel_dtype)), np.float64)
     per_fold = []

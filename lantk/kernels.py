@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 import lantk
 from lantk import tiles
-from lantk._checks import check_float_dtype, no_progress
+from lantk._checks import check_float_dtype, no_progress, pad_rows
 from lantk._io import atomic_write as _atomic_write  # fsync, umask, rename, fsync folder
 from lantk._x64 import x64
 
@@ -244,7 +244,7 @@ def kernel_matrix(
             raise TypeError(f"the cache key must be a string, got {type(spec).__name__}")
 
     n1, n2 = len(x1), len(x2)
-    branches = _branch_count(kernel_fn, x1)
+    branches = output_count(kernel_fn, x1.shape[1:])
     held = names if branches is None else tuple(
         f"{name}.{b}" for b in range(branches) for name in names)
     if cache_dir is not None:
@@ -308,16 +308,17 @@ def _check_inputs(x, name: str, dtype: np.dtype) -> np.ndarray:
 # the tile program
 
 
-def _branch_count(kernel_fn, x) -> int | None:
-    """The number of parallel outputs of a ``lantk.stax`` kernel (a network that ends in
-    ``stax.parallel``, e.g. after ``FanOut``: its ``kernel_fn`` returns a list with one result
-    per branch), read from its output shape without tracing it; ``None`` for one output or a
+def output_count(kernel_fn, feature_shape) -> int | None:
+    """The number of parallel outputs of a ``lantk.stax`` kernel on inputs of
+    ``feature_shape`` (a network that ends in ``stax.parallel``, e.g. after ``FanOut``: its
+    ``kernel_fn`` returns a list with one result per branch, and :func:`kernel_matrix` a list
+    of matrices), read from its output shape without tracing it; ``None`` for one output or a
     kernel function of another kind."""
     shape_of = getattr(kernel_fn, "output_shape", None)
     if not callable(shape_of):
         return None
     try:
-        shape = shape_of(x.shape[1:])
+        shape = shape_of(tuple(feature_shape))
     except (ValueError, TypeError):  # the tile program reports a failing kernel_fn itself
         return None
     return len(shape) if isinstance(shape, list) else None
@@ -405,7 +406,7 @@ class _Job:
         return shapes if self.symmetric else shapes + [(_bucket(self.n2, tc), *feats)]
 
     def padded(self, tr: int, tc: int) -> list[np.ndarray]:
-        return [_pad_rows(x, shape[0])
+        return [pad_rows(x, shape[0])
                 for x, shape in zip((self.x1, self.x2), self.padded_shapes(tr, tc))]
 
     def compile(self, side: int) -> _Compiled:
@@ -779,11 +780,6 @@ def _bucket(n: int, tile: int) -> int:
     never computed on, they only fill the array)."""
     tiles = _ceil(n, tile)
     return tile * (1 << (tiles - 1).bit_length())
-
-
-def _pad_rows(x: np.ndarray, n: int) -> np.ndarray:
-    """Pad to ``n`` rows by repeating the last one (a valid input, unlike zeros)."""
-    return x if len(x) == n else np.concatenate([x, np.repeat(x[-1:], n - len(x), axis=0)])
 
 
 # ---------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lantk._checks import check_int, check_seed, encode_labels, no_progress
+from lantk._checks import check_int, check_seed, encode_labels, no_progress, pad_rows
 from lantk._x64 import x64
 from lantk.regression import predict_labels
 
@@ -70,9 +70,11 @@ def _targets(y: np.ndarray, name: str = "y_train"):
     return lab.Y.reshape(len(y), -1).astype(np.float32), lab.binary
 
 
-def _half_mse(out, Y):
-    """The training loss: half the squared error summed over outputs, averaged over examples."""
-    return 0.5 * jnp.mean(jnp.sum((out - Y) ** 2, axis=-1))
+def _half_mse(out, Y, w=None):
+    """The training loss: half the squared error summed over outputs, averaged over examples
+    (with weights ``w``: over the examples of weight 1, those of weight 0 being padding)."""
+    err = jnp.sum((out - Y) ** 2, axis=-1)
+    return 0.5 * (jnp.mean(err) if w is None else jnp.sum(w * err) / jnp.sum(w))
 
 
 def _accuracy(out: np.ndarray, y: np.ndarray, binary: bool) -> float:
@@ -95,11 +97,11 @@ def predict(apply_fn, params, x, batch_size: int = 512) -> np.ndarray:
     outs = []
     for i in range(0, len(x), batch_size):
         chunk = x[i:i + batch_size]
-        # a short last chunk is padded with zero inputs to a multiple of 16, so that splits
-        # of similar sizes share their compiled programs (JAX's compilation cache); the
-        # padded rows' outputs are dropped
+        # a short last chunk is padded (copies of its last input) to a multiple of 16, so
+        # that splits of similar sizes share their compiled programs (JAX's compilation
+        # cache); the padded rows' outputs are dropped
         rows = min(batch_size, -(-len(chunk) // 16) * 16)
-        outs.append(np.asarray(f(params, jnp.asarray(_pad_rows(chunk, rows))))[:len(chunk)])
+        outs.append(np.asarray(f(params, jnp.asarray(pad_rows(chunk, rows))))[:len(chunk)])
     return np.concatenate(outs).astype(np.float64)
 
 
@@ -118,14 +120,6 @@ def _jitted(apply_fn):
     while len(_JITTED) > 8:
         _JITTED.popitem(last=False)
     return f
-
-
-def _pad_rows(x: np.ndarray, rows: int) -> np.ndarray:
-    """``x`` (float32) with zero rows appended up to ``rows``."""
-    x = np.asarray(x, np.float32)
-    if rows == len(x):
-        return x
-    return np.concatenate([x, np.zeros((rows - len(x),) + x.shape[1:], np.float32)])
 
 
 def _padded_rows(m: int) -> int:
@@ -361,23 +355,21 @@ def fit(arch, X_train, y_train, X_test=None, y_test=None, *, epochs: int = 10,
     n = len(X_train)
     bs = min(batch_size, n)
     n_full, rest = divmod(n, bs)
-    # on the device once, padded with zero rows that no minibatch draws, so that the compiled
+    # on the device once, padded with rows that no minibatch draws, so that the compiled
     # steps depend on the rows only through _padded_rows (training sets of similar sizes,
     # e.g. the class pairs of a chapter, then share them through JAX's compilation cache)
     n_pad = _padded_rows(n_full * bs + (bs if rest else 0))
-    X_dev, Y_dev = jnp.asarray(_pad_rows(X_train, n_pad)), jnp.asarray(_pad_rows(Y, n_pad))
+    X_dev, Y_dev = jnp.asarray(pad_rows(X_train, n_pad)), jnp.asarray(pad_rows(Y, n_pad))
 
-    def loss_fn(p, xb, yb, k, w, count):
-        # half the squared error of the examples with weight 1 (w = 0: padding), over count
-        err = jnp.sum((apply_fn(p, _augment(xb, k, augment)) - yb) ** 2, axis=-1)
-        return 0.5 * jnp.sum(w * err) / count
+    def loss_fn(p, xb, yb, k, w):
+        return _half_mse(apply_fn(p, _augment(xb, k, augment)), yb, w)
 
     @jax.jit
     def step(p, s, total, Xd, Yd, order, start, count, k):
         # count < bs: the last, partial minibatch (the rest of the order is padding)
         idx = jax.lax.dynamic_slice_in_dim(order, start, bs)
         w = (jnp.arange(bs) < count).astype(jnp.float32)
-        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k, w, count)
+        loss, g = jax.value_and_grad(loss_fn)(p, Xd[idx], Yd[idx], k, w)
         updates, s = opt.update(g, s, p)
         return optax.apply_updates(p, updates), s, total + loss * count
 
